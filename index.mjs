@@ -1,0 +1,19 @@
+// The ESM entry point: the same objects as the CommonJS one, so both share one registry.
+import cjs from './index.js'
+
+export const {
+  CircuitBreaker,
+  CircuitBreakerRegistry,
+  globalRegistry,
+  ManualClock,
+  systemClock,
+  Permit,
+  configFromEnv,
+  BreakwaterError,
+  CircuitOpenError,
+  ErrorCodes,
+  isCircuitOpenError,
+  isCallTimeoutError,
+  isBreakwaterError,
+} = cjs
+export default cjs

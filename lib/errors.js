@@ -1,0 +1,114 @@
+'use strict'
+// Breakwater's errors: one class with a stable `code`, and type guards that check the code
+// (not `instanceof`), so errors from another copy of the package are recognised too.
+
+class BreakwaterError extends Error {
+  constructor(code, message, props) {
+    super(message)
+    this.code = code
+    if (props !== undefined) Object.assign(this, props)
+  }
+}
+Object.defineProperty(BreakwaterError.prototype, 'name', { value: 'BreakwaterError', writable: true, configurable: true })
+
+const CODES = Object.freeze({
+  CIRCUIT_OPEN: 'ERR_CIRCUIT_OPEN',
+  CALL_TIMEOUT: 'ERR_CALL_TIMEOUT',
+  INVALID_CONFIG: 'ERR_INVALID_CONFIG',
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  DUPLICATE_BREAKER: 'ERR_DUPLICATE_BREAKER',
+  UNKNOWN_BREAKER: 'ERR_UNKNOWN_BREAKER',
+  NATIVE_BINDING_MISSING: 'ERR_NATIVE_BINDING_MISSING',
+  INTERNAL: 'ERR_INTERNAL',
+})
+
+class CircuitOpenError extends BreakwaterError {}
+Object.defineProperty(CircuitOpenError.prototype, 'name', { value: 'CircuitOpenError', writable: true, configurable: true })
+
+/**
+ * A rejection is the hot path of an outage, so its error skips the stack trace (capturing one
+ * costs about 2.4 µs): the stack says nothing useful about a rejection anyway.
+ */
+function circuitOpenError(name, state, retryAfterMs) {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  const err = new CircuitOpenError(
+    CODES.CIRCUIT_OPEN,
+    retryAfterMs === null
+      ? `Circuit "${name}" is ${state}: call rejected`
+      : `Circuit "${name}" is ${state}: call rejected, retry after ${Math.ceil(retryAfterMs)} ms`,
+  )
+  Error.stackTraceLimit = limit
+  err.name = 'CircuitOpenError'
+  err.breaker = name
+  err.state = state
+  err.retryAfterMs = retryAfterMs
+  return err
+}
+
+function callTimeoutError(name, timeoutMs) {
+  return new BreakwaterError(CODES.CALL_TIMEOUT, `Call through circuit "${name}" timed out after ${timeoutMs} ms`, {
+    name: 'CallTimeoutError',
+    breaker: name,
+    timeoutMs,
+  })
+}
+
+/** Native errors carry their code as a `CODE: ` message prefix (see src/napi/error.rs). */
+function fromNative(err) {
+  const m = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(err && err.message)
+  if (m === null) return err
+  return new BreakwaterError(m[1], m[2])
+}
+
+/** Calls `fn`, turning a native error into a BreakwaterError with its code. */
+function native(fn) {
+  try {
+    return fn()
+  } catch (err) {
+    throw fromNative(err)
+  }
+}
+
+function hasCode(err, code) {
+  return err !== null && typeof err === 'object' && err.code === code
+}
+
+const isCircuitOpenError = (err) => hasCode(err, CODES.CIRCUIT_OPEN)
+const isCallTimeoutError = (err) => hasCode(err, CODES.CALL_TIMEOUT)
+const isBreakwaterError = (err) =>
+  err !== null && typeof err === 'object' && typeof err.code === 'string' && Object.values(CODES).includes(err.code)
+
+function describe(value) {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return 'an object'
+  if (typeof value === 'bigint') return `${value}n`
+  return String(value)
+}
+
+function invalidArgument(field, value, expected) {
+  return new BreakwaterError(CODES.INVALID_ARGUMENT, `Invalid argument: ${field} = ${describe(value)} (expected ${expected})`)
+}
+
+function invalidConfig(context, field, value, expected) {
+  return new BreakwaterError(CODES.INVALID_CONFIG, `Invalid ${context}: ${field} = ${describe(value)} (expected ${expected})`)
+}
+
+module.exports = {
+  BreakwaterError,
+  CircuitOpenError,
+  CODES,
+  circuitOpenError,
+  callTimeoutError,
+  fromNative,
+  native,
+  isCircuitOpenError,
+  isCallTimeoutError,
+  isBreakwaterError,
+  invalidArgument,
+  invalidConfig,
+  describe,
+}

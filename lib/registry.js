@@ -1,0 +1,68 @@
+'use strict'
+// Registries of breakers by name. `globalRegistry` is where a breaker registers by default.
+
+const errors = require('./errors')
+
+let breakerModule = null
+const CircuitBreaker = () => (breakerModule ??= require('./breaker')).CircuitBreaker
+
+class CircuitBreakerRegistry {
+  #breakers = new Map()
+
+  /** @internal called by the CircuitBreaker constructor */
+  _add(breaker) {
+    if (this.#breakers.has(breaker.name)) {
+      throw new errors.BreakwaterError(
+        errors.CODES.DUPLICATE_BREAKER,
+        `A circuit breaker named ${JSON.stringify(breaker.name)} already exists in this registry; use registry.get() or getOrCreate()`,
+        { breaker: breaker.name },
+      )
+    }
+    this.#breakers.set(breaker.name, breaker)
+  }
+
+  get(name) {
+    return this.#breakers.get(name)
+  }
+
+  has(name) {
+    return this.#breakers.has(name)
+  }
+
+  /** The breaker with this name, created with `options` if there is none yet. */
+  getOrCreate(name, options) {
+    const found = this.#breakers.get(name)
+    if (found !== undefined) return found
+    const Breaker = CircuitBreaker()
+    return new Breaker(name, { ...options, registry: this })
+  }
+
+  /** Removes a breaker from this registry (it keeps working, unregistered). */
+  delete(name) {
+    const b = this.#breakers.get(name)
+    if (b === undefined) return false
+    this.#breakers.delete(name)
+    b.registry = null
+    return true
+  }
+
+  list() {
+    return [...this.#breakers.values()]
+  }
+
+  get size() {
+    return this.#breakers.size
+  }
+
+  resetAll() {
+    for (const b of this.#breakers.values()) b.reset()
+  }
+
+  getAllMetrics() {
+    return this.list().map((b) => b.getMetrics())
+  }
+}
+
+const globalRegistry = new CircuitBreakerRegistry()
+
+module.exports = { CircuitBreakerRegistry, globalRegistry }

@@ -1,0 +1,145 @@
+//! Defaults from the environment (the seed's variables). Each parser returns an option layer
+//! keyed by the JS option name; a bad value is reported under the variable's own name.
+
+use super::error::{ConfigIssue, Error, Result};
+use super::options::{fmt_num, Value, MAX_DURATION_MS};
+
+fn parse_bool(var: &str, raw: &str, issues: &mut Vec<ConfigIssue>) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => {
+            issues.push(ConfigIssue::new(
+                var,
+                format!("{raw:?}"),
+                "true or false (or 1/0, yes/no, on/off)",
+            ));
+            None
+        }
+    }
+}
+
+fn parse_number(
+    var: &str,
+    raw: &str,
+    issues: &mut Vec<ConfigIssue>,
+    ok: impl Fn(f64) -> bool,
+    expected: &str,
+) -> Option<f64> {
+    match raw.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && ok(n) => Some(n),
+        _ => {
+            issues.push(ConfigIssue::new(var, format!("{raw:?}"), expected));
+            None
+        }
+    }
+}
+
+/// Reads `CB_FAILURE_THRESHOLD`, `CB_TIMEOUT_SECONDS`, `CB_EXPONENTIAL_BACKOFF` and
+/// `CIRCUIT_BREAKER_ENABLED`. Unset or empty variables are skipped.
+pub fn breaker_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, Value)>> {
+    let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    let mut out = Vec::new();
+    let mut issues = Vec::new();
+    if let Some(raw) = get("CB_FAILURE_THRESHOLD") {
+        if let Some(n) = parse_number(
+            "CB_FAILURE_THRESHOLD",
+            &raw,
+            &mut issues,
+            |n| n.fract() == 0.0 && (1.0..=1e6).contains(&n),
+            "an integer from 1 to 1000000",
+        ) {
+            out.push(("failureThreshold".to_string(), Value::Number(n)));
+        }
+    }
+    if let Some(raw) = get("CB_TIMEOUT_SECONDS") {
+        let max_s = MAX_DURATION_MS / 1000.0;
+        if let Some(n) = parse_number(
+            "CB_TIMEOUT_SECONDS",
+            &raw,
+            &mut issues,
+            |n| n > 0.0 && n <= max_s,
+            &format!(
+                "a number of seconds greater than 0 and at most {}",
+                fmt_num(max_s)
+            ),
+        ) {
+            out.push(("resetTimeoutMs".to_string(), Value::Number(n * 1000.0)));
+        }
+    }
+    if let Some(raw) = get("CB_EXPONENTIAL_BACKOFF") {
+        if let Some(b) = parse_bool("CB_EXPONENTIAL_BACKOFF", &raw, &mut issues) {
+            out.push(("exponentialBackoff".to_string(), Value::Bool(b)));
+        }
+    }
+    if let Some(raw) = get("CIRCUIT_BREAKER_ENABLED") {
+        if let Some(b) = parse_bool("CIRCUIT_BREAKER_ENABLED", &raw, &mut issues) {
+            out.push(("enabled".to_string(), Value::Bool(b)));
+        }
+    }
+    if issues.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::invalid_config("environment", issues))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_the_four_variables() {
+        let layer = breaker_env(env(&[
+            ("CB_FAILURE_THRESHOLD", "8"),
+            ("CB_TIMEOUT_SECONDS", "1.5"),
+            ("CB_EXPONENTIAL_BACKOFF", "false"),
+            ("CIRCUIT_BREAKER_ENABLED", "FALSE"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            layer,
+            vec![
+                ("failureThreshold".to_string(), Value::Number(8.0)),
+                ("resetTimeoutMs".to_string(), Value::Number(1500.0)),
+                ("exponentialBackoff".to_string(), Value::Bool(false)),
+                ("enabled".to_string(), Value::Bool(false)),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_and_unset_are_skipped() {
+        assert!(breaker_env(env(&[("CB_FAILURE_THRESHOLD", "  ")]))
+            .unwrap()
+            .is_empty());
+        assert!(breaker_env(env(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = breaker_env(env(&[
+            ("CB_FAILURE_THRESHOLD", "five"),
+            ("CB_TIMEOUT_SECONDS", "-1"),
+            ("CIRCUIT_BREAKER_ENABLED", "maybe"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.code(), "ERR_INVALID_CONFIG");
+        let m = e.to_string();
+        assert!(
+            m.contains("CB_FAILURE_THRESHOLD = \"five\" (expected an integer from 1 to 1000000)"),
+            "{m}"
+        );
+        assert!(m.contains("CB_TIMEOUT_SECONDS = \"-1\""), "{m}");
+        assert!(m.contains("CIRCUIT_BREAKER_ENABLED = \"maybe\""), "{m}");
+    }
+}

@@ -1,0 +1,6 @@
+//! The pure Rust core: no napi imports here (CI greps for them).
+pub mod breaker;
+pub mod clock;
+pub mod env;
+pub mod error;
+pub mod options;
