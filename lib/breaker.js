@@ -145,9 +145,10 @@ class CircuitBreaker extends EventEmitter {
   }
 
   _callWith(fn, args) {
+    if (typeof fn !== 'function') return Promise.reject(errors.invalidArgument('fn', fn, 'a function'))
     const w = this._word
     const k = w & 7
-    if ((k === CLOSED || k === DISABLED) && this._timeoutMs === 0 && typeof fn === 'function') {
+    if ((k === CLOSED || k === DISABLED) && this._timeoutMs === 0) {
       // The hot path: no native call; `then` with two small closures is cheaper than an
       // async function's extra await.
       const t0 = this._now()
@@ -294,14 +295,16 @@ class CircuitBreaker extends EventEmitter {
   }
 
   _succeeded(w, trial, latencyMs, t1) {
-    if (trial === 0 && latencyMs < this._slowMs) pushOutcome(this._id, w, latencyMs, t1)
-    else this._settleNow(w, trial, SUCCESS, latencyMs, t1)
-    if ((this._listening & 1) !== 0) this.emit('success', { name: this.name, latencyMs })
-  }
-
-  _settleNow(w, trial, how, latencyMs, t1) {
+    if (trial === 0 && latencyMs < this._slowMs) {
+      pushOutcome(this._id, w, latencyMs, t1)
+      if ((this._listening & 1) !== 0) this.emit('success', { name: this.name, latencyMs })
+      return
+    }
+    // Trials and slow calls may change the state: settle now; the outcome event comes first.
     flush()
-    this._sync(this._native.settle(w, trial, how, latencyMs, t1), t1)
+    const word = this._native.settle(w, trial, SUCCESS, latencyMs, t1)
+    if ((this._listening & 1) !== 0) this.emit('success', { name: this.name, latencyMs })
+    this._sync(word, t1)
   }
 
   /** A call that threw, rejected or timed out: recorded, then the fallback or the error. */
