@@ -9,40 +9,47 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-export declare class NativeBreaker {
-  /**
-   * Validates `options` (the user's object, host-only keys included) over the environment
-   * defaults read from `env`; throws one `ERR_INVALID_CONFIG` naming every problem.
-   */
-  constructor(options?: object | undefined | null, env?: object | undefined | null)
-  get id(): number
-  options(): ResolvedOptions
-  word(): number
-  /**
-   * A permit packs as `word + trial × 2^32` (exact in an f64); a rejection is negative:
-   * `-1 - retryAfterMs`, or `-Infinity` when no time can be given (forced open).
-   */
-  acquire(now: number): number
-  /** Reports an outcome (0 success, 1 failure, 2 timeout, 3 ignored); returns the new word. */
-  settle(word: number, trial: number, how: number, latencyMs: number, now: number): number
-  /** `NaN` unless open. */
-  openUntil(): number
-  /** The cause of the last transition (`consecutive_failures`, `reset`, ...). */
-  lastCause(): string | null
-  openFor(ms: number, now: number): number
-  forceOpen(now: number): number
-  disable(now: number): number
-  reset(now: number): number
-  probeEarly(now: number): number
-  /** Writes the metrics into `out` in `METRICS_FIELDS` order (NaN for "none"). */
-  metrics(now: number, out: Float64Array): void
-}
-
 export declare class NativeManualClock {
   constructor(startMs: number)
   set(ms: number): void
   now(): number
 }
+
+/**
+ * A permit packs as `word + trial × 2^32` (exact in an f64); a rejection is negative:
+ * `-1 - retryAfterMs`, or `-Infinity` when no time can be given (forced open).
+ */
+export declare function breakerAcquire(id: number, now: number): number
+
+/** Manual controls: 0 force open, 1 disable, 2 reset, 3 probe early. Returns the new word. */
+export declare function breakerControl(id: number, op: number, now: number): number
+
+/**
+ * Validates `options` (the user's object, host-only keys included) over the environment
+ * defaults read from `env`; throws one `ERR_INVALID_CONFIG` naming every problem. Returns the id.
+ */
+export declare function breakerCreate(options?: object | undefined | null, env?: object | undefined | null): number
+
+export declare function breakerDrop(id: number): void
+
+/** The cause of the last transition (`consecutive_failures`, `reset`, ...). */
+export declare function breakerLastCause(id: number): string | null
+
+/** Writes the metrics into `out` in `METRICS_FIELDS` order (NaN for "none"). */
+export declare function breakerMetrics(id: number, now: number, out: Float64Array): void
+
+export declare function breakerOpenFor(id: number, ms: number, now: number): number
+
+/** `NaN` unless open. */
+export declare function breakerOpenUntil(id: number): number
+
+export declare function breakerOptions(id: number): ResolvedOptions
+
+/** Reports an outcome (0 success, 1 failure, 2 timeout, 3 ignored); returns the new word. */
+export declare function breakerSettle(id: number, word: number, trial: number, how: number, latencyMs: number, now: number): number
+
+/** The state word (epoch and state); 0 for an unknown id. */
+export declare function breakerWord(id: number): number
 
 export declare function configFromEnv(env?: object | undefined | null): EnvBreakerOptions
 

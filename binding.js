@@ -835,8 +835,18 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.NativeBreaker = nativeBinding.NativeBreaker
 module.exports.NativeManualClock = nativeBinding.NativeManualClock
+module.exports.breakerAcquire = nativeBinding.breakerAcquire
+module.exports.breakerControl = nativeBinding.breakerControl
+module.exports.breakerCreate = nativeBinding.breakerCreate
+module.exports.breakerDrop = nativeBinding.breakerDrop
+module.exports.breakerLastCause = nativeBinding.breakerLastCause
+module.exports.breakerMetrics = nativeBinding.breakerMetrics
+module.exports.breakerOpenFor = nativeBinding.breakerOpenFor
+module.exports.breakerOpenUntil = nativeBinding.breakerOpenUntil
+module.exports.breakerOptions = nativeBinding.breakerOptions
+module.exports.breakerSettle = nativeBinding.breakerSettle
+module.exports.breakerWord = nativeBinding.breakerWord
 module.exports.configFromEnv = nativeBinding.configFromEnv
 module.exports.flushBatch = nativeBinding.flushBatch
 module.exports.metricsFields = nativeBinding.metricsFields

@@ -9,7 +9,30 @@ const nativeBinding = require('./native')
 const { systemClock, systemNow } = require('./clock')
 const errors = require('./errors')
 
-const { NativeBreaker, flushBatch, metricsFields } = nativeBinding
+const {
+  breakerCreate,
+  breakerDrop,
+  breakerOptions,
+  breakerWord,
+  breakerAcquire,
+  breakerSettle,
+  breakerOpenUntil,
+  breakerLastCause,
+  breakerOpenFor,
+  breakerControl,
+  breakerMetrics,
+  flushBatch,
+  metricsFields,
+} = nativeBinding
+
+const FORCE_OPEN_OP = 0
+const DISABLE_OP = 1
+const RESET_OP = 2
+const PROBE_EARLY_OP = 3
+
+// A collected breaker frees its native half. Pending batch entries name it by an id that is
+// never reused (see src/napi/breaker.rs), so they are dropped, not misapplied.
+const released = new FinalizationRegistry((id) => breakerDrop(id))
 
 const CLOSED = 0
 const OPEN = 1
@@ -66,16 +89,13 @@ const nanToNull = (x) => (x !== x ? null : x)
 const successRate = (ok, bad) => (ok + bad === 0 ? 100 : (ok / (ok + bad)) * 100)
 const failureRate = (ok, bad) => (ok + bad === 0 ? 0 : bad / (ok + bad))
 
-// Listener flags, kept by the emitter's own newListener/removeListener events, so the hot
-// path tests a boolean instead of counting listeners.
+// Listener flags for the per-call events, kept up to date by the listener methods below, so the
+// hot path tests a bit instead of counting listeners.
 const HOT_EVENTS = { success: 1, failure: 2, reject: 4, fallback: 8, timeout: 16 }
-function onNewListener(event) {
-  const bit = HOT_EVENTS[event]
-  if (bit !== undefined) this._listening |= bit
-}
-function onRemoveListener(event) {
-  const bit = HOT_EVENTS[event]
-  if (bit !== undefined && this.listenerCount(event) === 0) this._listening &= ~bit
+function listeningBits(emitter) {
+  let bits = 0
+  for (const [event, bit] of Object.entries(HOT_EVENTS)) if (emitter.listenerCount(event) > 0) bits |= bit
+  return bits
 }
 
 function checkName(name) {
@@ -103,16 +123,16 @@ class CircuitBreaker extends EventEmitter {
       throw errors.invalidConfig('circuit breaker options', 'options', options, 'an object')
     }
     const opts = options ?? {}
-    const nb = errors.native(() => new NativeBreaker(opts, process.env))
+    const id = errors.native(() => breakerCreate(opts, process.env))
     const clock = opts.clock ?? systemClock
     if (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function' || typeof clock.clearTimer !== 'function') {
       throw errors.invalidConfig('circuit breaker options', 'clock', clock, 'a clock with now(), setTimer() and clearTimer() (a ManualClock)')
     }
-    const resolved = nb.options()
+    const resolved = breakerOptions(id)
     this.name = name
-    this._native = nb
-    this._id = nb.id
-    this._word = nb.word()
+    this._id = id
+    released.register(this, id)
+    this._word = breakerWord(id)
     this._openUntil = NaN
     this._openReason = undefined
     this._clock = clock
@@ -122,8 +142,6 @@ class CircuitBreaker extends EventEmitter {
     this._fallback = opts.fallback
     this._isFailure = opts.isFailure
     this._listening = 0
-    this.on('newListener', onNewListener)
-    this.on('removeListener', onRemoveListener)
     const registry = opts.registry === undefined ? defaultRegistry() : opts.registry
     this.registry = registry
     if (registry !== null) registry._add(this)
@@ -230,8 +248,8 @@ class CircuitBreaker extends EventEmitter {
       return k === FORCED_OPEN ? -Infinity : -1 - (this._openUntil - now)
     }
     flush()
-    const p = this._native.acquire(now)
-    this._sync(p < 0 ? this._native.word() : p % TWO_32, now)
+    const p = breakerAcquire(this._id, now)
+    this._sync(p < 0 ? breakerWord(this._id) : p % TWO_32, now)
     return p
   }
 
@@ -302,7 +320,7 @@ class CircuitBreaker extends EventEmitter {
     }
     // Trials and slow calls may change the state: settle now; the outcome event comes first.
     flush()
-    const word = this._native.settle(w, trial, SUCCESS, latencyMs, t1)
+    const word = breakerSettle(this._id, w, trial, SUCCESS, latencyMs, t1)
     if ((this._listening & 1) !== 0) this.emit('success', { name: this.name, latencyMs })
     this._sync(word, t1)
   }
@@ -327,7 +345,7 @@ class CircuitBreaker extends EventEmitter {
       }
     }
     flush()
-    const word = this._native.settle(w, trial, counts ? how : IGNORED, latencyMs, t1)
+    const word = breakerSettle(this._id, w, trial, counts ? how : IGNORED, latencyMs, t1)
     if (counts) {
       if (how === TIMEOUT) {
         if ((this._listening & 16) !== 0) this.emit('timeout', { name: this.name, timeoutMs: this._timeoutMs, error: err })
@@ -368,13 +386,13 @@ class CircuitBreaker extends EventEmitter {
     const from = this._word & 7
     const to = word & 7
     this._word = word
-    this._openUntil = to === OPEN ? this._native.openUntil() : NaN
+    this._openUntil = to === OPEN ? breakerOpenUntil(this._id) : NaN
     if (from === CLOSED && to === CLOSED) return // a reset from closed: a new epoch, no event
     const event = {
       name: this.name,
       from: STATE_NAMES[from],
       to: STATE_NAMES[to],
-      cause: this._native.lastCause(),
+      cause: breakerLastCause(this._id),
       at: now,
     }
     if (to === OPEN) {
@@ -396,33 +414,33 @@ class CircuitBreaker extends EventEmitter {
   openFor(ms, reason) {
     if (typeof ms !== 'number') throw errors.invalidArgument('ms', ms, 'a number of milliseconds greater than 0')
     this._openReason = reason === undefined ? undefined : String(reason)
-    return this._control((now) => this._native.openFor(ms, now))
+    return this._control((now) => breakerOpenFor(this._id, ms, now))
   }
 
   /** Rejects every call until `reset()`. */
   forceOpen() {
-    return this._control((now) => this._native.forceOpen(now))
+    return this._control((now) => breakerControl(this._id, FORCE_OPEN_OP, now))
   }
 
   /** Lets every call through (still measured) until `reset()`. */
   disable() {
-    return this._control((now) => this._native.disable(now))
+    return this._control((now) => breakerControl(this._id, DISABLE_OP, now))
   }
 
   /** Back to closed, with the window, backoff and statistics cleared. */
   reset() {
-    return this._control((now) => this._native.reset(now))
+    return this._control((now) => breakerControl(this._id, RESET_OP, now))
   }
 
   /** Moves an open circuit to half-open now (a passing health check). */
   probeEarly() {
-    return this._control((now) => this._native.probeEarly(now))
+    return this._control((now) => breakerControl(this._id, PROBE_EARLY_OP, now))
   }
 
   getMetrics() {
     flush()
     const now = this._now()
-    this._native.metrics(now, M)
+    breakerMetrics(this._id, now, M)
     if (M[0] !== this._word) this._sync(M[0], now)
     return {
       name: this.name,
@@ -464,6 +482,20 @@ class CircuitBreaker extends EventEmitter {
       halfOpenInFlight: M[29],
     }
   }
+}
+
+// Every way of adding or removing a listener refreshes the hot-path bits.
+for (const method of ['on', 'addListener', 'prependListener', 'once', 'prependOnceListener', 'off', 'removeListener', 'removeAllListeners']) {
+  const base = EventEmitter.prototype[method]
+  Object.defineProperty(CircuitBreaker.prototype, method, {
+    value: function (...args) {
+      const result = base.apply(this, args)
+      this._listening = listeningBits(this)
+      return result
+    },
+    writable: true,
+    configurable: true,
+  })
 }
 
 class Permit {

@@ -1,5 +1,5 @@
-//! `NativeBreaker`: one core breaker behind a mutex, plus the batch entry point that applies
-//! the fast successes the JS layer recorded without crossing into native code.
+//! Breakers by numeric id: one core breaker behind a mutex each, plus the batch entry point that
+//! applies the fast successes the JS layer recorded without crossing into native code.
 
 use std::sync::Arc;
 
@@ -78,18 +78,6 @@ impl Table {
             self.slots[slot].cell = None;
             self.free.push(slot);
         }
-    }
-}
-
-#[napi]
-pub struct NativeBreaker {
-    id: f64,
-    cell: Cell,
-}
-
-impl Drop for NativeBreaker {
-    fn drop(&mut self) {
-        TABLE.lock().remove(self.id);
     }
 }
 
@@ -191,31 +179,43 @@ fn write_metrics(m: &Metrics, out: &mut [f64]) {
     }
 }
 
-#[napi]
-impl NativeBreaker {
-    /// Validates `options` (the user's object, host-only keys included) over the environment
-    /// defaults read from `env`; throws one `ERR_INVALID_CONFIG` naming every problem.
-    #[napi(constructor, catch_unwind)]
-    pub fn new(options: Option<Object>, env: Option<Object>) -> napi::Result<Self> {
-        let opts = match &options {
-            Some(o) => entries(o)?,
-            None => Vec::new(),
-        };
-        let cfg =
-            BreakerConfig::resolve(breaker_env(env_lookup(env.as_ref())), opts).map_err(to_js)?;
-        let cell = Arc::new(Mutex::new(Breaker::new(cfg)));
-        let id = TABLE.lock().insert(cell.clone());
-        Ok(Self { id, cell })
-    }
+/// Runs `f` on the breaker with this id; `None` if it was dropped (never for a live JS object).
+fn with<T>(id: f64, f: impl FnOnce(&mut Breaker) -> T) -> Option<T> {
+    let cell = TABLE.lock().get(id)?.clone();
+    let mut b = cell.lock();
+    Some(f(&mut b))
+}
 
-    #[napi(getter)]
-    pub fn id(&self) -> f64 {
-        self.id
-    }
+fn unknown(id: f64) -> napi::Error {
+    to_js(crate::core::error::Error::UnknownBreaker {
+        name: format!("#{id}"),
+    })
+}
 
-    #[napi]
-    pub fn options(&self) -> ResolvedOptions {
-        let b = self.cell.lock();
+// Breakers are plain numeric ids rather than napi classes: a wrapped object costs about 700
+// bytes of native bookkeeping per breaker, and a free function call is half the price of a
+// method call. The JS layer frees an id through a FinalizationRegistry.
+
+/// Validates `options` (the user's object, host-only keys included) over the environment
+/// defaults read from `env`; throws one `ERR_INVALID_CONFIG` naming every problem. Returns the id.
+#[napi(js_name = "breakerCreate", catch_unwind)]
+pub fn breaker_create(options: Option<Object>, env: Option<Object>) -> napi::Result<f64> {
+    let opts = match &options {
+        Some(o) => entries(o)?,
+        None => Vec::new(),
+    };
+    let cfg = BreakerConfig::resolve(breaker_env(env_lookup(env.as_ref())), opts).map_err(to_js)?;
+    Ok(TABLE.lock().insert(Arc::new(Mutex::new(Breaker::new(cfg)))))
+}
+
+#[napi(js_name = "breakerDrop")]
+pub fn breaker_drop(id: f64) {
+    TABLE.lock().remove(id);
+}
+
+#[napi(js_name = "breakerOptions")]
+pub fn breaker_options(id: f64) -> napi::Result<ResolvedOptions> {
+    with(id, |b| {
         let c = b.config();
         ResolvedOptions {
             call_timeout_ms: c.call_timeout_ms,
@@ -224,93 +224,86 @@ impl NativeBreaker {
             rolling_window_ms: c.rolling_window_ms,
             half_open_max_calls: c.half_open_max_calls,
         }
-    }
+    })
+    .ok_or_else(|| unknown(id))
+}
 
-    #[napi]
-    pub fn word(&self) -> u32 {
-        self.cell.lock().word()
-    }
+/// The state word (epoch and state); 0 for an unknown id.
+#[napi(js_name = "breakerWord")]
+pub fn breaker_word(id: f64) -> u32 {
+    with(id, |b| b.word()).unwrap_or(0)
+}
 
-    /// A permit packs as `word + trial × 2^32` (exact in an f64); a rejection is negative:
-    /// `-1 - retryAfterMs`, or `-Infinity` when no time can be given (forced open).
-    #[napi(catch_unwind)]
-    pub fn acquire(&self, now: f64) -> f64 {
-        let (admission, _) = self.cell.lock().acquire(now);
-        match admission {
-            Admission::Permit { word, trial } => {
-                f64::from(word) + f64::from(trial) * 4_294_967_296.0
-            }
-            Admission::Reject {
-                retry_after_ms: Some(ms),
-            } => -1.0 - ms,
-            Admission::Reject {
-                retry_after_ms: None,
-            } => f64::NEG_INFINITY,
+/// A permit packs as `word + trial × 2^32` (exact in an f64); a rejection is negative:
+/// `-1 - retryAfterMs`, or `-Infinity` when no time can be given (forced open).
+#[napi(js_name = "breakerAcquire", catch_unwind)]
+pub fn breaker_acquire(id: f64, now: f64) -> f64 {
+    let admission = with(id, |b| b.acquire(now).0);
+    match admission {
+        Some(Admission::Permit { word, trial }) => {
+            f64::from(word) + f64::from(trial) * 4_294_967_296.0
         }
+        Some(Admission::Reject {
+            retry_after_ms: Some(ms),
+        }) => -1.0 - ms,
+        Some(Admission::Reject {
+            retry_after_ms: None,
+        })
+        | None => f64::NEG_INFINITY,
     }
+}
 
-    /// Reports an outcome (0 success, 1 failure, 2 timeout, 3 ignored); returns the new word.
-    #[napi(catch_unwind)]
-    pub fn settle(&self, word: u32, trial: u32, how: u32, latency_ms: f64, now: f64) -> u32 {
-        let mut b = self.cell.lock();
+/// Reports an outcome (0 success, 1 failure, 2 timeout, 3 ignored); returns the new word.
+#[napi(js_name = "breakerSettle", catch_unwind)]
+pub fn breaker_settle(id: f64, word: u32, trial: u32, how: u32, latency_ms: f64, now: f64) -> u32 {
+    with(id, |b| {
         b.settle(word, trial, settle_kind(how), latency_ms, now);
         b.word()
-    }
+    })
+    .unwrap_or(0)
+}
 
-    /// `NaN` unless open.
-    #[napi]
-    pub fn open_until(&self) -> f64 {
-        self.cell.lock().open_until().unwrap_or(f64::NAN)
-    }
+/// `NaN` unless open.
+#[napi(js_name = "breakerOpenUntil")]
+pub fn breaker_open_until(id: f64) -> f64 {
+    with(id, |b| b.open_until()).flatten().unwrap_or(f64::NAN)
+}
 
-    /// The cause of the last transition (`consecutive_failures`, `reset`, ...).
-    #[napi]
-    pub fn last_cause(&self) -> Option<&'static str> {
-        self.cell.lock().last_transition().map(|t| t.cause.as_str())
-    }
+/// The cause of the last transition (`consecutive_failures`, `reset`, ...).
+#[napi(js_name = "breakerLastCause")]
+pub fn breaker_last_cause(id: f64) -> Option<&'static str> {
+    with(id, |b| b.last_transition().map(|t| t.cause.as_str())).flatten()
+}
 
-    #[napi(catch_unwind)]
-    pub fn open_for(&self, ms: f64, now: f64) -> napi::Result<u32> {
-        let mut b = self.cell.lock();
-        b.open_for(ms, now).map_err(to_js)?;
-        Ok(b.word())
-    }
+#[napi(js_name = "breakerOpenFor", catch_unwind)]
+pub fn breaker_open_for(id: f64, ms: f64, now: f64) -> napi::Result<u32> {
+    with(id, |b| b.open_for(ms, now).map(|_| b.word()))
+        .ok_or_else(|| unknown(id))?
+        .map_err(to_js)
+}
 
-    #[napi]
-    pub fn force_open(&self, now: f64) -> u32 {
-        let mut b = self.cell.lock();
-        b.force_open(now);
+/// Manual controls: 0 force open, 1 disable, 2 reset, 3 probe early. Returns the new word.
+#[napi(js_name = "breakerControl", catch_unwind)]
+pub fn breaker_control(id: f64, op: u32, now: f64) -> napi::Result<u32> {
+    with(id, |b| {
+        match op {
+            0 => b.force_open(now),
+            1 => b.disable(now),
+            2 => b.reset(now),
+            _ => b.probe_early(now),
+        };
         b.word()
-    }
+    })
+    .ok_or_else(|| unknown(id))
+}
 
-    #[napi]
-    pub fn disable(&self, now: f64) -> u32 {
-        let mut b = self.cell.lock();
-        b.disable(now);
-        b.word()
-    }
-
-    #[napi]
-    pub fn reset(&self, now: f64) -> u32 {
-        let mut b = self.cell.lock();
-        b.reset(now);
-        b.word()
-    }
-
-    #[napi]
-    pub fn probe_early(&self, now: f64) -> u32 {
-        let mut b = self.cell.lock();
-        b.probe_early(now);
-        b.word()
-    }
-
-    /// Writes the metrics into `out` in `METRICS_FIELDS` order (NaN for "none").
-    #[napi(catch_unwind)]
-    pub fn metrics(&self, now: f64, mut out: Float64ArraySlice) {
-        let m = self.cell.lock().metrics(now);
-        // Safety: the JS thread that owns `out` is blocked in this call.
-        write_metrics(&m, unsafe { out.as_mut() });
-    }
+/// Writes the metrics into `out` in `METRICS_FIELDS` order (NaN for "none").
+#[napi(js_name = "breakerMetrics", catch_unwind)]
+pub fn breaker_metrics(id: f64, now: f64, mut out: Float64ArraySlice) -> napi::Result<()> {
+    let m = with(id, |b| b.metrics(now)).ok_or_else(|| unknown(id))?;
+    // Safety: the JS thread that owns `out` is blocked in this call.
+    write_metrics(&m, unsafe { out.as_mut() });
+    Ok(())
 }
 
 /// Applies a batch of outcomes recorded by the JS layer: `count` entries of four numbers
