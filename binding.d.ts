@@ -26,10 +26,13 @@ export declare function breakerControl(id: number, op: number, now: number): num
 
 /**
  * Validates `options` (the user's object, host-only keys included) over the environment
- * defaults read from `env`; throws one `ERR_INVALID_CONFIG` naming every problem. Returns the id.
+ * defaults read from `env_vars`; throws one `ERR_INVALID_CONFIG` naming every problem. With a
+ * `shared_name`, a breaker of that name anywhere in the process (any thread) is joined instead,
+ * and the first creator's options win.
  */
-export declare function breakerCreate(options?: object | undefined | null, env?: object | undefined | null): number
+export declare function breakerCreate(options?: object | undefined | null, envVars?: object | undefined | null, sharedName?: string | undefined | null): CreatedBreaker
 
+/** Releases this thread's reference (the JS wrapper was collected). */
 export declare function breakerDrop(id: number): void
 
 /** The cause of the last transition (`consecutive_failures`, `reset`, ...). */
@@ -53,6 +56,17 @@ export declare function breakerWord(id: number): number
 
 export declare function configFromEnv(env?: object | undefined | null): EnvBreakerOptions
 
+/** The result of `breakerCreate`. */
+export interface CreatedBreaker {
+  id: number
+  /** The state slot of this breaker in the thread's state page. */
+  slot: number
+  /** True when an existing breaker of that name was joined. */
+  shared: boolean
+  /** When joining with options that differ from the first creator's: what differs. */
+  conflict?: string
+}
+
 export interface EnvBreakerOptions {
   failureThreshold?: number
   resetTimeoutMs?: number
@@ -68,6 +82,15 @@ export declare function flushBatch(buf: Float64Array, count: number): void
 
 export declare function metricsFields(): Array<string>
 
+export declare function nativeStats(): NativeStats
+
+/** Live native breakers, named ones, and state pages (threads), for tests and diagnostics. */
+export interface NativeStats {
+  breakers: number
+  named: number
+  pages: number
+}
+
 /** The resolved options the JS layer needs on its side of the hot path. */
 export interface ResolvedOptions {
   callTimeoutMs?: number
@@ -76,3 +99,9 @@ export interface ResolvedOptions {
   rollingWindowMs: number
   halfOpenMaxCalls: number
 }
+
+/**
+ * This thread's state page: `[word, openUntil]` per breaker slot, written by Rust whenever a
+ * breaker's state changes (from any thread). The JS layer creates it once per thread.
+ */
+export declare function statePage(): Float64Array

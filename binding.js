@@ -850,3 +850,5 @@ module.exports.breakerWord = nativeBinding.breakerWord
 module.exports.configFromEnv = nativeBinding.configFromEnv
 module.exports.flushBatch = nativeBinding.flushBatch
 module.exports.metricsFields = nativeBinding.metricsFields
+module.exports.nativeStats = nativeBinding.nativeStats
+module.exports.statePage = nativeBinding.statePage

@@ -1,8 +1,9 @@
 'use strict'
 // The CircuitBreaker facade. Rust owns the state and statistics; this layer runs the user's
-// function. In the closed state a call does not cross into native code: the state is mirrored
-// here after every native call, and fast successes are batched into one per-thread buffer
-// that Rust applies in bulk (and before any other native call, so the order is kept).
+// function. In the closed state a call does not cross into native code: it reads the state
+// from this thread's state page (memory Rust writes whenever any thread changes a breaker), and
+// fast successes are batched into one per-thread buffer that Rust applies in bulk (and before
+// any other native call, so the order is kept).
 
 const { EventEmitter } = require('node:events')
 const nativeBinding = require('./native')
@@ -12,11 +13,10 @@ const errors = require('./errors')
 const {
   breakerCreate,
   breakerDrop,
+  statePage,
   breakerOptions,
-  breakerWord,
   breakerAcquire,
   breakerSettle,
-  breakerOpenUntil,
   breakerLastCause,
   breakerOpenFor,
   breakerControl,
@@ -49,16 +49,32 @@ const IGNORED = 3
 
 const TWO_32 = 4294967296
 
+// This thread's state page: `[word, openUntil]` per breaker slot, kept current by Rust.
+const STATE = statePage()
+
 // ---- the per-thread batch of fast outcomes: (breaker id, word, latencyMs, endMs) ----
 const BATCH_CAP = 256
 const batch = new Float64Array(BATCH_CAP * 4)
 let batchLen = 0
+// A quiet thread's last outcomes still reach Rust within FLUSH_AFTER_MS (other threads read
+// the shared metrics); one unref'd timer, re-armed when a batch starts.
+const FLUSH_AFTER_MS = 20
+let flushTimer = null
 
 function flush() {
   if (batchLen !== 0) {
     const n = batchLen
     batchLen = 0
     flushBatch(batch, n)
+  }
+}
+
+function armFlush() {
+  if (flushTimer === null) {
+    flushTimer = setTimeout(flush, FLUSH_AFTER_MS)
+    flushTimer.unref()
+  } else {
+    flushTimer.refresh()
   }
 }
 
@@ -69,6 +85,7 @@ function pushOutcome(id, word, latencyMs, endMs) {
   batch[i + 2] = latencyMs
   batch[i + 3] = endMs
   if (++batchLen === BATCH_CAP) flush()
+  else if (batchLen === 1) armFlush()
 }
 
 // ---- metrics: Rust writes numbers into one scratch array, JS builds the object ----
@@ -123,7 +140,13 @@ class CircuitBreaker extends EventEmitter {
       throw errors.invalidConfig('circuit breaker options', 'options', options, 'an object')
     }
     const opts = options ?? {}
-    const id = errors.native(() => breakerCreate(opts, process.env))
+    const registry = opts.registry === undefined ? defaultRegistry() : opts.registry
+    if (registry !== null) registry._checkFree(name)
+    // Breakers of the global registry are process-wide: every thread that names one gets the
+    // same native breaker (the first creator's options win).
+    const shared = registry !== null && registry === defaultRegistry()
+    const created = errors.native(() => breakerCreate(opts, process.env, shared ? name : null))
+    const id = created.id
     const clock = opts.clock ?? systemClock
     if (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function' || typeof clock.clearTimer !== 'function') {
       throw errors.invalidConfig('circuit breaker options', 'clock', clock, 'a clock with now(), setTimer() and clearTimer() (a ManualClock)')
@@ -131,8 +154,9 @@ class CircuitBreaker extends EventEmitter {
     const resolved = breakerOptions(id)
     this.name = name
     this._id = id
+    this._s = created.slot * 2
     released.register(this, id)
-    this._word = breakerWord(id)
+    this._word = STATE[this._s]
     this._openUntil = NaN
     this._openReason = undefined
     this._clock = clock
@@ -142,13 +166,15 @@ class CircuitBreaker extends EventEmitter {
     this._fallback = opts.fallback
     this._isFailure = opts.isFailure
     this._listening = 0
-    const registry = opts.registry === undefined ? defaultRegistry() : opts.registry
     this.registry = registry
-    if (registry !== null) registry._add(this)
+    if (registry !== null) {
+      registry._add(this)
+      if (created.conflict != null) registry._conflict(this, created.conflict)
+    }
   }
 
   get state() {
-    return STATE_NAMES[this._word & 7]
+    return STATE_NAMES[STATE[this._s] & 7]
   }
 
   /**
@@ -164,7 +190,8 @@ class CircuitBreaker extends EventEmitter {
 
   _callWith(fn, args) {
     if (typeof fn !== 'function') return Promise.reject(errors.invalidArgument('fn', fn, 'a function'))
-    const w = this._word
+    const w = STATE[this._s]
+    if (w !== this._word) this._sync(w, this._now())
     const k = w & 7
     if ((k === CLOSED || k === DISABLED) && this._timeoutMs === 0) {
       // The hot path: no native call; `then` with two small closures is cheaper than an
@@ -240,7 +267,8 @@ class CircuitBreaker extends EventEmitter {
 
   /** @returns a permit packed as `word + trial × 2^32`, or a negative rejection code. */
   _acquire(now) {
-    const w = this._word
+    const w = STATE[this._s]
+    if (w !== this._word) this._sync(w, now)
     const k = w & 7
     if (k === CLOSED || k === DISABLED) return w
     if ((k === OPEN && now < this._openUntil) || k === FORCED_OPEN) {
@@ -249,7 +277,7 @@ class CircuitBreaker extends EventEmitter {
     }
     flush()
     const p = breakerAcquire(this._id, now)
-    this._sync(p < 0 ? breakerWord(this._id) : p % TWO_32, now)
+    this._sync(p < 0 ? STATE[this._s] : p % TWO_32, now)
     return p
   }
 
@@ -359,7 +387,7 @@ class CircuitBreaker extends EventEmitter {
 
   /** A rejection decided here from the mirrored open-until time (no native call). */
   _rejectedHere(now, retryAfterMs, args) {
-    pushOutcome(this._id, this._word, -1, now)
+    pushOutcome(this._id, STATE[this._s], -1, now)
     return this._rejected(retryAfterMs, args)
   }
 
@@ -386,7 +414,7 @@ class CircuitBreaker extends EventEmitter {
     const from = this._word & 7
     const to = word & 7
     this._word = word
-    this._openUntil = to === OPEN ? breakerOpenUntil(this._id) : NaN
+    this._openUntil = to === OPEN ? STATE[this._s + 1] : NaN
     if (from === CLOSED && to === CLOSED) return // a reset from closed: a new epoch, no event
     const event = {
       name: this.name,

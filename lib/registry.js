@@ -1,24 +1,43 @@
 'use strict'
 // Registries of breakers by name. `globalRegistry` is where a breaker registers by default.
 
+const { EventEmitter } = require('node:events')
 const errors = require('./errors')
 
 let breakerModule = null
 const CircuitBreaker = () => (breakerModule ??= require('./breaker')).CircuitBreaker
 
-class CircuitBreakerRegistry {
+class CircuitBreakerRegistry extends EventEmitter {
   #breakers = new Map()
 
-  /** @internal called by the CircuitBreaker constructor */
-  _add(breaker) {
-    if (this.#breakers.has(breaker.name)) {
+  /** @internal called by the CircuitBreaker constructor before it creates anything */
+  _checkFree(name) {
+    if (this.#breakers.has(name)) {
       throw new errors.BreakwaterError(
         errors.CODES.DUPLICATE_BREAKER,
-        `A circuit breaker named ${JSON.stringify(breaker.name)} already exists in this registry; use registry.get() or getOrCreate()`,
-        { breaker: breaker.name },
+        `A circuit breaker named ${JSON.stringify(name)} already exists in this registry; use registry.get() or getOrCreate()`,
+        { breaker: name },
       )
     }
+  }
+
+  /** @internal */
+  _add(breaker) {
+    this._checkFree(breaker.name)
     this.#breakers.set(breaker.name, breaker)
+  }
+
+  /**
+   * @internal A process-wide breaker was joined with options that differ from its first
+   * creator's, which win: say so loudly, on the registry and as a process warning.
+   */
+  _conflict(breaker, differences) {
+    const message =
+      `Circuit breaker ${JSON.stringify(breaker.name)} already exists in this process with other options; ` +
+      `the first creator's options are kept: ${differences}`
+    const warning = { name: breaker.name, message, differences }
+    if (this.listenerCount('warning') > 0) this.emit('warning', warning)
+    process.emitWarning(message, { code: 'BREAKWATER_OPTIONS_CONFLICT' })
   }
 
   get(name) {

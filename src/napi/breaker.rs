@@ -1,85 +1,19 @@
 //! Breakers by numeric id: one core breaker behind a mutex each, plus the batch entry point that
 //! applies the fast successes the JS layer recorded without crossing into native code.
 
-use std::sync::Arc;
+use std::cell::Cell as StdCell;
 
 use napi::bindgen_prelude::{Float64ArraySlice, Object};
+use napi::Env;
 use napi_derive::napi;
-use parking_lot::Mutex;
 
 use crate::core::breaker::{Admission, Breaker, BreakerConfig, Metrics, Settle};
 use crate::core::env::breaker_env;
 
 use super::error::to_js;
 use super::options::{entries, env_lookup};
-
-type Cell = Arc<Mutex<Breaker>>;
-
-/// Breakers by numeric id, so a batch of outcomes can name them with a number. An id is
-/// `slot + generation × 2^24`: a slot freed by a collected breaker and reused by a new one gets
-/// a new generation, so late batch entries of the old breaker can never count for the new one.
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    slots: Vec::new(),
-    free: Vec::new(),
-});
-
-const SLOT_BITS: u32 = 24;
-const SLOT_SPACE: f64 = (1u64 << SLOT_BITS) as f64;
-
-struct Slot {
-    generation: u32,
-    cell: Option<Cell>,
-}
-
-struct Table {
-    slots: Vec<Slot>,
-    free: Vec<usize>,
-}
-
-impl Table {
-    fn insert(&mut self, cell: Cell) -> f64 {
-        let slot = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    cell: None,
-                });
-                self.slots.len() - 1
-            }
-        };
-        let s = &mut self.slots[slot];
-        s.generation = s.generation.wrapping_add(1);
-        s.cell = Some(cell);
-        slot as f64 + f64::from(s.generation) * SLOT_SPACE
-    }
-
-    fn split(id: f64) -> (usize, u32) {
-        let id = id as u64;
-        (
-            (id & ((1 << SLOT_BITS) - 1)) as usize,
-            (id >> SLOT_BITS) as u32,
-        )
-    }
-
-    fn get(&self, id: f64) -> Option<&Cell> {
-        let (slot, generation) = Self::split(id);
-        let s = self.slots.get(slot)?;
-        if s.generation == generation {
-            s.cell.as_ref()
-        } else {
-            None
-        }
-    }
-
-    fn remove(&mut self, id: f64) {
-        let (slot, _) = Self::split(id);
-        if self.get(id).is_some() {
-            self.slots[slot].cell = None;
-            self.free.push(slot);
-        }
-    }
-}
+use super::page;
+use super::table::{self, Created, TABLE};
 
 fn settle_kind(how: u32) -> Settle {
     match how {
@@ -183,7 +117,18 @@ fn write_metrics(m: &Metrics, out: &mut [f64]) {
 fn with<T>(id: f64, f: impl FnOnce(&mut Breaker) -> T) -> Option<T> {
     let cell = TABLE.lock().get(id)?.clone();
     let mut b = cell.lock();
-    Some(f(&mut b))
+    let before = b.word();
+    let out = f(&mut b);
+    publish_if_changed(id, &b, before);
+    Some(out)
+}
+
+/// Publishes a changed state to every thread's page (under the breaker's lock).
+fn publish_if_changed(id: f64, b: &Breaker, before: u32) {
+    let after = b.word();
+    if after != before {
+        page::publish(table::slot_of(id), after, b.open_until());
+    }
 }
 
 fn unknown(id: f64) -> napi::Error {
@@ -196,21 +141,124 @@ fn unknown(id: f64) -> napi::Error {
 // bytes of native bookkeeping per breaker, and a free function call is half the price of a
 // method call. The JS layer frees an id through a FinalizationRegistry.
 
+/// The result of `breakerCreate`.
+#[napi(object)]
+pub struct CreatedBreaker {
+    pub id: f64,
+    /// The state slot of this breaker in the thread's state page.
+    pub slot: u32,
+    /// True when an existing breaker of that name was joined.
+    pub shared: bool,
+    /// When joining with options that differ from the first creator's: what differs.
+    pub conflict: Option<String>,
+}
+
+thread_local! {
+    static CLEANUP_REGISTERED: StdCell<bool> = const { StdCell::new(false) };
+}
+
 /// Validates `options` (the user's object, host-only keys included) over the environment
-/// defaults read from `env`; throws one `ERR_INVALID_CONFIG` naming every problem. Returns the id.
+/// defaults read from `env_vars`; throws one `ERR_INVALID_CONFIG` naming every problem. With a
+/// `shared_name`, a breaker of that name anywhere in the process (any thread) is joined instead,
+/// and the first creator's options win.
 #[napi(js_name = "breakerCreate", catch_unwind)]
-pub fn breaker_create(options: Option<Object>, env: Option<Object>) -> napi::Result<f64> {
+pub fn breaker_create(
+    env: Env,
+    options: Option<Object>,
+    env_vars: Option<Object>,
+    shared_name: Option<String>,
+) -> napi::Result<CreatedBreaker> {
     let opts = match &options {
         Some(o) => entries(o)?,
         None => Vec::new(),
     };
-    let cfg = BreakerConfig::resolve(breaker_env(env_lookup(env.as_ref())), opts).map_err(to_js)?;
-    Ok(TABLE.lock().insert(Arc::new(Mutex::new(Breaker::new(cfg)))))
+    let cfg =
+        BreakerConfig::resolve(breaker_env(env_lookup(env_vars.as_ref())), opts).map_err(to_js)?;
+    if !CLEANUP_REGISTERED.with(|c| c.replace(true)) {
+        // A worker that exits releases what its wrappers still hold.
+        env.add_env_cleanup_hook((), |_| table::release_thread())?;
+    }
+    let created = TABLE
+        .lock()
+        .create(shared_name.as_deref(), || Breaker::new(cfg.clone()))
+        .ok_or_else(|| {
+            to_js(crate::core::error::Error::Internal(format!(
+                "too many circuit breakers: at most {} may exist at once",
+                page::CAPACITY
+            )))
+        })?;
+    let (id, shared, conflict) = match created {
+        Created::New(id) => (id, false, None),
+        Created::Existing(id, cell) => {
+            let theirs = cell.lock().config().clone();
+            let conflict = (theirs != cfg).then(|| describe_difference(&theirs, &cfg));
+            (id, true, conflict)
+        }
+    };
+    table::hold(id);
+    Ok(CreatedBreaker {
+        id,
+        slot: table::slot_of(id) as u32,
+        shared,
+        conflict,
+    })
 }
 
+/// Which resolved options differ, as `field = kept (requested other)`.
+fn describe_difference(kept: &BreakerConfig, wanted: &BreakerConfig) -> String {
+    kept.differences(wanted)
+        .into_iter()
+        .map(|(field, a, b)| format!("{field} = {a} (requested {b})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Releases this thread's reference (the JS wrapper was collected).
 #[napi(js_name = "breakerDrop")]
 pub fn breaker_drop(id: f64) {
-    TABLE.lock().remove(id);
+    table::unhold(id);
+}
+
+/// This thread's state page: `[word, openUntil]` per breaker slot, written by Rust whenever a
+/// breaker's state changes (from any thread). The JS layer creates it once per thread.
+#[napi(js_name = "statePage", catch_unwind)]
+pub fn state_page(env: Env) -> napi::Result<napi::bindgen_prelude::Float64ArraySlice<'static>> {
+    let fill = |write: &mut dyn FnMut(usize, u32, Option<f64>)| {
+        TABLE.lock().each(|slot, cell| {
+            let b = cell.lock();
+            write(slot, b.word(), b.open_until());
+        })
+    };
+    let (page_id, ptr) = page::new_page(fill).ok_or_else(|| {
+        to_js(crate::core::error::Error::Internal(
+            "cannot allocate the state page".into(),
+        ))
+    })?;
+    // Safety: the cells stay allocated until the finalizer drops the page; Rust writes them only
+    // through atomics, and this thread's JS only reads them.
+    unsafe {
+        Float64ArraySlice::from_external(&env, ptr, 2 * page::CAPACITY, page_id, |_, id| {
+            page::drop_page(id)
+        })
+    }
+}
+
+/// Live native breakers, named ones, and state pages (threads), for tests and diagnostics.
+#[napi(object)]
+pub struct NativeStats {
+    pub breakers: u32,
+    pub named: u32,
+    pub pages: u32,
+}
+
+#[napi(js_name = "nativeStats")]
+pub fn native_stats() -> NativeStats {
+    let (breakers, named) = TABLE.lock().counts();
+    NativeStats {
+        breakers,
+        named,
+        pages: page::page_count(),
+    }
 }
 
 #[napi(js_name = "breakerOptions")]
@@ -318,6 +366,7 @@ pub fn flush_batch(buf: Float64ArraySlice, count: u32) {
         let id = first[0];
         let Some(cell) = table.get(id) else { continue };
         let mut b = cell.lock();
+        let before = b.word();
         let mut e = first;
         loop {
             if e[2] < 0.0 {
@@ -330,5 +379,6 @@ pub fn flush_batch(buf: Float64ArraySlice, count: u32) {
                 _ => break,
             }
         }
+        publish_if_changed(id, &b, before);
     }
 }

@@ -6,3 +6,5 @@ mod clock;
 mod env;
 mod error;
 mod options;
+mod page;
+mod table;

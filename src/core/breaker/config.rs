@@ -249,6 +249,94 @@ impl BreakerConfig {
         }
     }
 
+    /// The options that differ from `other`, as `(JS field, this value, other value)`.
+    pub fn differences(&self, other: &BreakerConfig) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        let mut cmp = |field: &'static str, a: String, b: String| {
+            if a != b {
+                out.push((field, a, b));
+            }
+        };
+        let num = |x: f64| crate::core::options::fmt_num(x);
+        let opt = |x: Option<f64>| x.map_or("off".to_string(), crate::core::options::fmt_num);
+        cmp(
+            "failureThreshold",
+            self.failure_threshold.to_string(),
+            other.failure_threshold.to_string(),
+        );
+        cmp(
+            "successThreshold",
+            self.success_threshold.to_string(),
+            other.success_threshold.to_string(),
+        );
+        cmp(
+            "resetTimeoutMs",
+            num(self.reset_timeout_ms),
+            num(other.reset_timeout_ms),
+        );
+        cmp(
+            "halfOpenMaxCalls",
+            self.half_open_max_calls.to_string(),
+            other.half_open_max_calls.to_string(),
+        );
+        cmp(
+            "exponentialBackoff",
+            self.exponential_backoff.to_string(),
+            other.exponential_backoff.to_string(),
+        );
+        cmp(
+            "maxResetTimeoutMs",
+            num(self.max_reset_timeout_ms),
+            num(other.max_reset_timeout_ms),
+        );
+        cmp(
+            "backoffMultiplier",
+            num(self.backoff_multiplier),
+            num(other.backoff_multiplier),
+        );
+        cmp(
+            "jitterRatio",
+            num(self.jitter_ratio),
+            num(other.jitter_ratio),
+        );
+        cmp(
+            "rollingWindowMs",
+            num(self.rolling_window_ms),
+            num(other.rolling_window_ms),
+        );
+        cmp(
+            "minThroughput",
+            self.min_throughput.to_string(),
+            other.min_throughput.to_string(),
+        );
+        cmp(
+            "failureRateThreshold",
+            num(self.failure_rate_threshold),
+            num(other.failure_rate_threshold),
+        );
+        cmp(
+            "slowCallDurationMs",
+            opt(self.slow_call.map(|s| s.duration_ms)),
+            opt(other.slow_call.map(|s| s.duration_ms)),
+        );
+        cmp(
+            "slowCallRateThreshold",
+            opt(self.slow_call.map(|s| s.rate_threshold)),
+            opt(other.slow_call.map(|s| s.rate_threshold)),
+        );
+        cmp(
+            "callTimeoutMs",
+            opt(self.call_timeout_ms),
+            opt(other.call_timeout_ms),
+        );
+        cmp(
+            "enabled",
+            self.enabled.to_string(),
+            other.enabled.to_string(),
+        );
+        out
+    }
+
     pub fn bucket_ms(&self) -> f64 {
         self.rolling_window_ms / WINDOW_BUCKETS as f64
     }
@@ -373,6 +461,24 @@ mod tests {
                 .failure_threshold,
             9
         );
+    }
+
+    #[test]
+    fn differences_name_the_js_fields() {
+        let a = BreakerConfig::default();
+        let b = BreakerConfig {
+            failure_threshold: 9,
+            call_timeout_ms: Some(50.0),
+            ..BreakerConfig::default()
+        };
+        assert_eq!(
+            a.differences(&b),
+            vec![
+                ("failureThreshold", "5".to_string(), "9".to_string()),
+                ("callTimeoutMs", "off".to_string(), "50".to_string())
+            ]
+        );
+        assert!(a.differences(&a.clone()).is_empty());
     }
 
     #[test]
