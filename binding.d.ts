@@ -75,10 +75,12 @@ export interface EnvBreakerOptions {
 }
 
 /**
- * Applies a batch of outcomes recorded by the JS layer: `count` entries of four numbers
- * `(breaker id, word, latencyMs, endMs)`. A negative latency marks a rejection counted in JS.
+ * Applies a batch of outcomes recorded by the JS layer: `count` entries of five numbers
+ * `(breaker id, word, how, latencyMs, endMs)`, where `how` is 0 success, 1 failure, 2 timeout,
+ * 3 ignored or 4 a rejection decided in JS. Returns the state word of the last entry's breaker
+ * (the JS layer ends a batch with a failure to learn the state the failure left).
  */
-export declare function flushBatch(buf: Float64Array, count: number): void
+export declare function flushBatch(buf: Float64Array, count: number): number
 
 export declare function metricsFields(): Array<string>
 

@@ -354,13 +354,18 @@ pub fn breaker_metrics(id: f64, now: f64, mut out: Float64ArraySlice) -> napi::R
     Ok(())
 }
 
-/// Applies a batch of outcomes recorded by the JS layer: `count` entries of four numbers
-/// `(breaker id, word, latencyMs, endMs)`. A negative latency marks a rejection counted in JS.
+/// Applies a batch of outcomes recorded by the JS layer: `count` entries of five numbers
+/// `(breaker id, word, how, latencyMs, endMs)`, where `how` is 0 success, 1 failure, 2 timeout,
+/// 3 ignored or 4 a rejection decided in JS. Returns the state word of the last entry's breaker
+/// (the JS layer ends a batch with a failure to learn the state the failure left).
 #[napi(js_name = "flushBatch", catch_unwind)]
-pub fn flush_batch(buf: Float64ArraySlice, count: u32) {
+pub fn flush_batch(buf: Float64ArraySlice, count: u32) -> u32 {
     let table = TABLE.lock();
-    let n = (count as usize).min(buf.len() / 4);
-    let mut entries = buf[..n * 4].chunks_exact(4).peekable();
+    let n = (count as usize).min(buf.len() / BATCH_STRIDE);
+    let mut entries = buf[..n * BATCH_STRIDE]
+        .chunks_exact(BATCH_STRIDE)
+        .peekable();
+    let mut last_word = 0;
     // Runs of entries for one breaker (the common case) take its lock once.
     while let Some(first) = entries.next() {
         let id = first[0];
@@ -369,10 +374,11 @@ pub fn flush_batch(buf: Float64ArraySlice, count: u32) {
         let before = b.word();
         let mut e = first;
         loop {
-            if e[2] < 0.0 {
-                b.note_rejected(e[3]);
-            } else {
-                b.settle(e[1] as u32, 0, Settle::Success, e[2], e[3]);
+            match e[2] as u32 {
+                4 => b.note_rejected(e[4]),
+                how => {
+                    b.settle(e[1] as u32, 0, settle_kind(how), e[3], e[4]);
+                }
             }
             match entries.peek() {
                 Some(next) if next[0] == id => e = entries.next().unwrap_or(e),
@@ -380,5 +386,10 @@ pub fn flush_batch(buf: Float64ArraySlice, count: u32) {
             }
         }
         publish_if_changed(id, &b, before);
+        last_word = b.word();
     }
+    last_word
 }
+
+/// Numbers per batch entry.
+const BATCH_STRIDE: usize = 5;
