@@ -170,7 +170,24 @@ export declare class CircuitBreaker<TFallback = never> extends EventEmitter<Circ
   probeEarly(): this
 }
 
-export declare class CircuitBreakerRegistry {
+/** A process-wide breaker was joined with options other than its first creator's (which win). */
+export interface RegistryWarning {
+  name: string
+  message: string
+  /** `field = kept (requested other)`, comma-separated */
+  differences: string
+}
+
+export interface CircuitBreakerRegistryEvents {
+  warning: [RegistryWarning]
+}
+
+/**
+ * Breakers by name. Breakers of `globalRegistry` are process-wide: a breaker of a given name is
+ * the same native breaker (state, window, metrics) in the main thread and in every worker thread.
+ * Other registries hold breakers private to their thread.
+ */
+export declare class CircuitBreakerRegistry extends EventEmitter<CircuitBreakerRegistryEvents> {
   constructor()
   get(name: string): CircuitBreaker<any> | undefined
   has(name: string): boolean
