@@ -836,7 +836,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeBreaker = nativeBinding.NativeBreaker
+module.exports.NativeHealthMonitor = nativeBinding.NativeHealthMonitor
 module.exports.NativeManualClock = nativeBinding.NativeManualClock
 module.exports.configFromEnv = nativeBinding.configFromEnv
 module.exports.flushBatch = nativeBinding.flushBatch
+module.exports.healthAlertTypes = nativeBinding.healthAlertTypes
+module.exports.healthCheckEnabled = nativeBinding.healthCheckEnabled
+module.exports.healthFields = nativeBinding.healthFields
+module.exports.healthStatusNames = nativeBinding.healthStatusNames
 module.exports.metricsFields = nativeBinding.metricsFields

@@ -5,4 +5,5 @@ mod breaker;
 mod clock;
 mod env;
 mod error;
+mod health;
 mod options;
