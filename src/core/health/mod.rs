@@ -303,12 +303,13 @@ mod tests {
             wakes += 1;
             now = m.next_wake().unwrap();
         }
-        // Every slot in [0, 10 s) ran, except those merged into a wake-up at or after 10 s.
-        assert!((9_980..=10_000).contains(&checks), "{checks} checks");
-        // Wake-ups are merged to at most one per MIN_TICK_MS, and no wake-up runs more than a
-        // few percent of the services.
-        assert!(wakes <= 1_001, "{wakes} wake-ups");
-        assert!(per_wake_max <= 20, "{per_wake_max} checks in one wake-up");
+        // Every slot in [0, 10 s) ran, except those merged into a wake-up at or after 10 s
+        // (at most MIN_TICK_MS worth: 25 of the 1 000 per second).
+        assert!((9_975..=10_000).contains(&checks), "{checks} checks");
+        // Wake-ups are merged to at most one per MIN_TICK_MS (25 ms: 40 a second), and no
+        // wake-up runs more than a few percent of the services.
+        assert!(wakes <= 401, "{wakes} wake-ups");
+        assert!(per_wake_max <= 40, "{per_wake_max} checks in one wake-up");
     }
 
     #[test]

@@ -7,10 +7,11 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-/// Wake-ups closer together than this are merged: a check may start up to this late, so that
-/// a thousand services with one-second intervals cost about a hundred timer wake-ups a second,
-/// not a thousand.
-pub const MIN_TICK_MS: f64 = 10.0;
+/// Wake-ups closer together than this are merged: a check may start up to this late, so that a
+/// monitor wakes at most 40 times a second however many services it has (a thousand services
+/// with one-second intervals would otherwise mean a thousand wake-ups a second). A wake-up is
+/// what costs: 30 to 160 µs of CPU on a loaded 2-core VM, against about 6 µs per check run.
+pub const MIN_TICK_MS: f64 = 25.0;
 
 /// The `k`-th registered service's offset into its interval: `frac(k / φ) × interval`, exact
 /// in 64-bit fixed point (a Weyl sequence). Any run of consecutive `k` is spread evenly.
@@ -188,12 +189,13 @@ mod tests {
         assert_eq!(s.pop_due(11.0), Some((1, 1, 10.0)));
         assert_eq!(s.pop_due(11.0), None);
         s.taken_at(11.0);
-        // 12 is due, but the last take was at 11: wake at 21.
-        assert_eq!(s.next_wake(live(&slots)), Some(21.0));
+        // 12 is due, but the last take was at 11: wake at 11 + MIN_TICK_MS.
+        assert_eq!(s.next_wake(live(&slots)), Some(11.0 + MIN_TICK_MS));
         // A reschedule makes the old entry stale; it is dropped when it surfaces.
-        s.schedule(2, &mut slots[2], 40.0);
-        assert_eq!(s.next_wake(live(&slots)), Some(30.0));
-        assert_eq!(s.len(), 2);
+        s.schedule(2, &mut slots[2], 80.0);
+        s.schedule(0, &mut slots[0], 60.0);
+        assert_eq!(s.next_wake(live(&slots)), Some(60.0));
+        assert_eq!(s.len(), 2, "the stale entries at 12 and 30 were dropped");
         s.clear();
         assert!(s.is_empty());
         assert_eq!(s.next_wake(live(&slots)), None);

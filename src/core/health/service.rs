@@ -61,6 +61,7 @@ impl Service {
                 cfg.history_size,
                 cfg.latency_warning_ms,
                 cfg.latency_critical_ms,
+                cfg.check_timeout_ms,
             ),
             cfg,
             status: Status::Unknown,
@@ -348,6 +349,6 @@ mod tests {
         for i in 0..300 {
             check(&mut s, i % 5 != 0, f64::from(i), f64::from(i));
         }
-        assert!(s.memory_bytes() <= 16 * 1024, "{} bytes", s.memory_bytes());
+        assert!(s.memory_bytes() <= 8 * 1024, "{} bytes", s.memory_bytes());
     }
 }

@@ -178,7 +178,12 @@ mod tests {
     /// `ok` checks of 10 ms then `bad` failed checks of 10 ms, then `slow` checks of `slow_ms`.
     fn history(ok: u32, bad: u32, slow: u32, slow_ms: f64) -> History {
         let c = cfg();
-        let mut h = History::new(c.history_size, c.latency_warning_ms, c.latency_critical_ms);
+        let mut h = History::new(
+            c.history_size,
+            c.latency_warning_ms,
+            c.latency_critical_ms,
+            c.check_timeout_ms,
+        );
         for _ in 0..ok {
             h.push(true, 10.0);
         }
