@@ -167,7 +167,7 @@ impl NativeHealthMonitor {
         self.inner.lock().unregister(id)
     }
 
-    #[napi(js_name = "restartSchedule")]
+    #[napi(js_name = "restartSchedule", catch_unwind)]
     pub fn restart_schedule(&self, now: f64) {
         self.inner.lock().restart_schedule(now);
     }
@@ -185,7 +185,7 @@ impl NativeHealthMonitor {
     }
 
     /// When to call `takeDue` next (clock ms), or NaN with no services.
-    #[napi(js_name = "nextWake")]
+    #[napi(js_name = "nextWake", catch_unwind)]
     pub fn next_wake(&self) -> f64 {
         self.inner.lock().next_wake().unwrap_or(f64::NAN)
     }
