@@ -65,8 +65,6 @@ export declare class NativeHealthMonitor {
    * `HEALTH_FIELDS` after another, as many as fit. Returns the number of services.
    */
   summary(now: number, out: Float64Array): number
-  /** Bytes the native side holds for its services. */
-  memoryBytes(): number
 }
 
 export declare class NativeManualClock {

@@ -12,7 +12,7 @@
 // from a native thread costs 30 to 160 µs of process CPU, the same as a timer wake-up (25 to
 // 105 µs): both are one event-loop wake-up. So the cost is the number of wake-ups: one TSFN
 // call per check means 1 000 wake-ups a second for 1 000 services at 1 s (about 3 % of a core
-// here), against at most 40 with the merged timer (bench/health.mjs: about 1 to 3 % in all,
+// here), against at most 40 with the merged timer (bench/health.mjs: about 2 to 3 % in all,
 // checks included). A tokio driver could batch too, but it would add a thread, a second time
 // source that a ManualClock cannot drive, and TSFN lifetimes to keep the process free to exit.
 // The timer gives the batching on the monitor's injected clock for free. So: one shared timer.

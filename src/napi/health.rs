@@ -246,12 +246,6 @@ impl NativeHealthMonitor {
         }
         m.len() as u32
     }
-
-    /// Bytes the native side holds for its services.
-    #[napi(js_name = "memoryBytes")]
-    pub fn memory_bytes(&self) -> f64 {
-        self.inner.lock().memory_bytes() as f64
-    }
 }
 
 /// The status names, by code.

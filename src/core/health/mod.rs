@@ -174,16 +174,6 @@ impl Monitor {
     pub fn summary(&self) -> Summary {
         overall(self.services.values().map(Service::status))
     }
-
-    /// Bytes held for one service, on average (for the memory budget).
-    pub fn memory_bytes(&self) -> usize {
-        self.services
-            .values()
-            .map(Service::memory_bytes)
-            .sum::<usize>()
-            + self.services.len() * 3 * std::mem::size_of::<u32>()
-            + self.scheduler.len() * 16
-    }
 }
 
 #[cfg(test)]
