@@ -9,6 +9,35 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeHealthMonitor {
+  /** Validates the monitor's own options (all host-only: `clock`, `registry`). */
+  constructor(options?: object | undefined | null)
+  /**
+   * Validates a service's options over the environment defaults read from `env`, and adds
+   * the service; returns its id. Throws one `ERR_INVALID_CONFIG` naming every problem.
+   */
+  register(options: object | undefined | null, env: object | undefined | null, now: number): number
+  options(id: number): ResolvedHealthOptions | null
+  unregister(id: number): boolean
+  restartSchedule(now: number): void
+  /** The checks due at `now`, each now in flight: `[id, token, id, token, ...]`. */
+  takeDue(now: number): Array<number>
+  /** When to call `takeDue` next (clock ms), or NaN with no services. */
+  nextWake(): number
+  /** Starts a check outside the schedule: its token, or 0 when one is already in flight. */
+  begin(id: number): number
+  /** Records a check's result; returns its packed effect (see `pack`). */
+  finish(id: number, token: number, ok: boolean, latencyMs: number, now: number): number
+  /** Writes one service's health into `out` in `HEALTH_FIELDS` order; false if unknown. */
+  health(id: number, now: number, out: Float64Array): boolean
+  /**
+   * Writes the summary into `out`: the overall status and the counts (total, healthy,
+   * degraded, unhealthy, unknown), then every service's health, one record of
+   * `HEALTH_FIELDS` after another, as many as fit. Returns the number of services.
+   */
+  summary(now: number, out: Float64Array): number
+}
+
 export declare class NativeManualClock {
   constructor(startMs: number)
   set(ms: number): void
@@ -82,6 +111,17 @@ export interface EnvBreakerOptions {
  */
 export declare function flushBatch(buf: Float64Array, count: number): number
 
+/** The alert type names, by bit. */
+export declare function healthAlertTypes(): Array<string>
+
+/** Whether `HealthMonitor.start()` should run, from `HEALTH_CHECK_ENABLED` in `env`. */
+export declare function healthCheckEnabled(env?: object | undefined | null): boolean
+
+export declare function healthFields(): Array<string>
+
+/** The status names, by code. */
+export declare function healthStatusNames(): Array<string>
+
 export declare function metricsFields(): Array<string>
 
 export declare function nativeStats(): NativeStats
@@ -91,6 +131,18 @@ export interface NativeStats {
   breakers: number
   named: number
   pages: number
+}
+
+/** The resolved options the JS layer needs. */
+export interface ResolvedHealthOptions {
+  checkIntervalMs: number
+  checkTimeoutMs: number
+  latencyWarningMs: number
+  latencyCriticalMs: number
+  errorRateWarning: number
+  errorRateCritical: number
+  historySize: number
+  alertCooldownMs: number
 }
 
 /** The resolved options the JS layer needs on its side of the hot path. */

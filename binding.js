@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeHealthMonitor = nativeBinding.NativeHealthMonitor
 module.exports.NativeManualClock = nativeBinding.NativeManualClock
 module.exports.breakerAcquire = nativeBinding.breakerAcquire
 module.exports.breakerControl = nativeBinding.breakerControl
@@ -849,6 +850,10 @@ module.exports.breakerSettle = nativeBinding.breakerSettle
 module.exports.breakerWord = nativeBinding.breakerWord
 module.exports.configFromEnv = nativeBinding.configFromEnv
 module.exports.flushBatch = nativeBinding.flushBatch
+module.exports.healthAlertTypes = nativeBinding.healthAlertTypes
+module.exports.healthCheckEnabled = nativeBinding.healthCheckEnabled
+module.exports.healthFields = nativeBinding.healthFields
+module.exports.healthStatusNames = nativeBinding.healthStatusNames
 module.exports.metricsFields = nativeBinding.metricsFields
 module.exports.nativeStats = nativeBinding.nativeStats
 module.exports.statePage = nativeBinding.statePage

@@ -250,3 +250,165 @@ export interface CallTimeoutError extends BreakwaterError {
 export declare function isCircuitOpenError(error: unknown): error is CircuitOpenError
 export declare function isCallTimeoutError(error: unknown): error is CallTimeoutError
 export declare function isBreakwaterError(error: unknown): error is BreakwaterError
+
+// ---- Health monitoring ----
+
+/** A service's status over its last `historySize` checks. */
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy' | 'unknown'
+
+export type AlertType = 'status_change' | 'high_latency' | 'high_error_rate' | 'check_failed' | 'recovered'
+
+/** What a check returns: a boolean, or `{ ok, details? }`. Anything else fails the check. */
+export type HealthCheckResult = boolean | { ok: boolean; details?: Record<string, unknown> }
+
+/**
+ * A health check. A throw or rejection is a failed check. `signal` is aborted when the check
+ * times out (pass it to `fetch`).
+ */
+export type HealthCheck = (context: { signal: AbortSignal }) => HealthCheckResult | PromiseLike<HealthCheckResult>
+
+/** The seed's `HealthCheckConfig`, with durations in ms. */
+export interface HealthCheckOptions {
+  /** How often the service is checked, 100 ms or more. Default 30 000. Env: `HEALTH_CHECK_INTERVAL` (seconds). */
+  checkIntervalMs?: number
+  /** A check that has not settled within this time fails with a timeout error. Default 10 000. */
+  checkTimeoutMs?: number
+  /** `degraded` when the p95 latency reaches this. Default 1 000. */
+  latencyWarningMs?: number
+  /** `unhealthy` when the p95 latency reaches this. Default 3 000. */
+  latencyCriticalMs?: number
+  /** `degraded` when the error rate (0 to 1] reaches this. Default 0.05. */
+  errorRateWarning?: number
+  /** `unhealthy` when the error rate (0 to 1] reaches this. Default 0.20. */
+  errorRateCritical?: number
+  /** Checks kept for the rates and percentiles, 1 to 10 000. Default 100. */
+  historySize?: number
+  /** One alert type fires at most once per this time for one service (`recovered` always fires). Default 300 000; 0 for none. */
+  alertCooldownMs?: number
+  /** The name of a breaker in the monitor's registry: opened when the service turns unhealthy, probed early when a check passes while it is open. */
+  breaker?: string
+}
+
+export interface ServiceHealth {
+  name: string
+  status: HealthStatus
+  /** Failed checks over checks in the history, 0 to 1. */
+  errorRate: number
+  /** Percent of the time since registration that the service was not `unhealthy`. */
+  uptime: number
+  /** Check latencies over the history (failed and timed-out checks included), ±1 %. */
+  latencyP50Ms: number
+  latencyP95Ms: number
+  latencyP99Ms: number
+  /** Clock time of the last check, or null before the first. */
+  lastCheck: number | null
+  /** The message of the most recent failed check, or null if none has failed. */
+  lastError: string | null
+  consecutiveFailures: number
+  /** Since registration. */
+  totalChecks: number
+  failedChecks: number
+  /** Clock time at which the next scheduled check is due. */
+  nextCheckAt: number
+}
+
+export interface HealthSummary {
+  /** `unhealthy` if any service is, `degraded` if any is, otherwise `healthy`. */
+  status: Exclude<HealthStatus, 'unknown'>
+  totalServices: number
+  healthyServices: number
+  degradedServices: number
+  unhealthyServices: number
+  unknownServices: number
+  services: Record<string, ServiceHealth>
+}
+
+/** The third argument of an alert handler. Which optional fields are set depends on the alert type. */
+export interface AlertDetails {
+  /** A one-line human-readable description, ready for Slack or a pager. */
+  message: string
+  status: HealthStatus
+  previousStatus: HealthStatus
+  /** Clock time of the check that raised the alert. */
+  at: number
+  health: ServiceHealth
+  /** `high_latency`, `high_error_rate`: which threshold was reached, its value and the measured value. */
+  level?: 'warning' | 'critical'
+  threshold?: number
+  value?: number
+  /** `check_failed`: the error message, the check's `details`, and whether it timed out. */
+  error?: string
+  checkDetails?: unknown
+  timedOut?: boolean
+  consecutiveFailures?: number
+  /** `recovered`: how long since the service became unhealthy. */
+  downtimeMs?: number
+}
+
+export type AlertHandler = (service: string, alertType: AlertType, details: AlertDetails) => void | Promise<void>
+
+export interface HealthCheckEvent {
+  name: string
+  ok: boolean
+  latencyMs: number
+  error: string | null
+  details: unknown
+  timedOut: boolean
+  health: ServiceHealth
+}
+
+export interface HealthStatusChangeEvent {
+  name: string
+  from: HealthStatus
+  to: HealthStatus
+  at: number
+  health: ServiceHealth
+}
+
+export interface HealthErrorContext {
+  /** What failed: an alert handler, an event listener, or the link to a breaker. */
+  source: 'alertHandler' | 'listener' | 'breaker'
+  name?: string
+  alertType?: AlertType
+  event?: string
+}
+
+export interface HealthMonitorEvents {
+  check: [HealthCheckEvent]
+  statusChange: [HealthStatusChangeEvent]
+  alert: [{ name: string; alertType: AlertType; details: AlertDetails }]
+  error: [error: unknown, context: HealthErrorContext]
+}
+
+export interface HealthMonitorOptions {
+  /** The clock. Default `systemClock`; tests pass a `ManualClock`. */
+  clock?: Clock
+  /** Where linked breakers are looked up by name: default `globalRegistry`. */
+  registry?: CircuitBreakerRegistry | null
+}
+
+export declare class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
+  constructor(options?: HealthMonitorOptions)
+  /** Whether `start()` is driving the schedule. */
+  readonly running: boolean
+  /** Adds a service. Throws `ERR_INVALID_CONFIG` for bad options, `ERR_INVALID_ARGUMENT` for a taken name. */
+  registerService(name: string, check: HealthCheck, options?: HealthCheckOptions): this
+  /** Removes a service; a check in flight is abandoned. */
+  unregisterService(name: string): boolean
+  getServiceNames(): string[]
+  /** Runs one check now (or joins the one in flight) and resolves to the health after it. */
+  checkServiceHealth(name: string): Promise<ServiceHealth>
+  /** Runs the checks due now on the monitor's clock; resolves when they have finished. */
+  runDueChecks(): Promise<ServiceHealth[]>
+  getServiceHealth(name: string): ServiceHealth | undefined
+  getHealthSummary(): HealthSummary
+  /** @returns a function that removes the handler */
+  registerAlertHandler(handler: AlertHandler): () => void
+  /** Drives the schedule with one unref'd timer. A logged no-op when `HEALTH_CHECK_ENABLED=false`. */
+  start(): Promise<void>
+  /** Stops the schedule; resolves once the checks in flight have finished. */
+  stop(): Promise<void>
+}
+
+/** The default monitor. */
+export declare const globalMonitor: HealthMonitor

@@ -4,6 +4,7 @@
 const { CircuitBreaker, Permit } = require('./lib/breaker')
 const { CircuitBreakerRegistry, globalRegistry } = require('./lib/registry')
 const { ManualClock, systemClock } = require('./lib/clock')
+const { HealthMonitor, globalMonitor } = require('./lib/health')
 const errors = require('./lib/errors')
 const native = require('./lib/native')
 
@@ -22,6 +23,8 @@ module.exports = {
   systemClock,
   Permit,
   configFromEnv,
+  HealthMonitor,
+  globalMonitor,
   BreakwaterError: errors.BreakwaterError,
   CircuitOpenError: errors.CircuitOpenError,
   ErrorCodes: errors.CODES,

@@ -9,6 +9,8 @@ export const {
   systemClock,
   Permit,
   configFromEnv,
+  HealthMonitor,
+  globalMonitor,
   BreakwaterError,
   CircuitOpenError,
   ErrorCodes,

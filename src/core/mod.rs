@@ -3,4 +3,5 @@ pub mod breaker;
 pub mod clock;
 pub mod env;
 pub mod error;
+pub mod health;
 pub mod options;

@@ -5,6 +5,7 @@ mod breaker;
 mod clock;
 mod env;
 mod error;
+mod health;
 mod options;
 mod page;
 mod table;
