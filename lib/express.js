@@ -13,7 +13,7 @@ const { dashboardHtml, dashboardCsp } = require('./dashboard')
 
 const perf = performance
 
-function checkKeys(context, options, allowed) {
+function checkKeys(context, options, allowed, functions) {
   if (options === undefined) return {}
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw errors.invalidConfig(context, 'options', options, 'an object')
@@ -24,8 +24,8 @@ function checkKeys(context, options, allowed) {
     err.message = `Invalid ${context}: ${unknown.map((k) => `${k} is not an option`).join('; ')} (options: ${allowed.join(', ')})`
     throw err
   }
-  for (const k of ['isFailure', 'fallback', 'authorize']) {
-    if (allowed.includes(k) && options[k] !== undefined && typeof options[k] !== 'function') {
+  for (const k of functions) {
+    if (options[k] !== undefined && typeof options[k] !== 'function') {
       throw errors.invalidConfig(context, k, options[k], 'a function')
     }
   }
@@ -93,7 +93,7 @@ const WITH_OPTIONS = ['breakerOptions', 'registry', 'isFailure', 'fallback']
  */
 function withCircuitBreaker(name, handler, options) {
   if (typeof handler !== 'function') throw errors.invalidArgument('handler', handler, 'a function (req, res, next)')
-  const opts = checkKeys('withCircuitBreaker options', options, WITH_OPTIONS)
+  const opts = checkKeys('withCircuitBreaker options', options, WITH_OPTIONS, ['isFailure', 'fallback'])
   const registry = opts.registry ?? require('./registry').globalRegistry
   if (registry === null || typeof registry !== 'object' || typeof registry.getOrCreate !== 'function') {
     throw errors.invalidConfig('withCircuitBreaker options', 'registry', registry, 'a CircuitBreakerRegistry')
@@ -217,7 +217,7 @@ function registerCircuitBreakerRoutes(app, options) {
   if (app === null || typeof app !== 'object' && typeof app !== 'function' || typeof app.get !== 'function' || typeof app.post !== 'function') {
     throw errors.invalidArgument('app', app, 'an Express app or router')
   }
-  const opts = checkKeys('registerCircuitBreakerRoutes options', options, ROUTE_OPTIONS)
+  const opts = checkKeys('registerCircuitBreakerRoutes options', options, ROUTE_OPTIONS, ['authorize'])
   const prefix = (opts.prefix ?? '/api/circuit-breaker').replace(/\/+$/, '')
   if (typeof opts.prefix !== 'undefined' && (typeof opts.prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')))) {
     throw errors.invalidConfig('registerCircuitBreakerRoutes options', 'prefix', opts.prefix, 'a path starting with "/"')

@@ -20,7 +20,7 @@ const FIXED = [
   ['circuit_breaker_latency_seconds', 'histogram', 'Latency of completed requests through the circuit breaker (until the response finished)'],
   ['circuit_breaker_failure_rate', 'gauge', 'Failed share of completed requests over the rolling window (0 to 1)'],
   ['health_check_status', 'gauge', 'Health of a monitored service (0=healthy, 1=degraded, 2=unhealthy, 3=unknown)'],
-  ['health_check_latency_seconds', 'gauge', 'Health check latency percentiles of a monitored service'],
+  ['health_check_latency_seconds', 'summary', 'Health check latency percentiles of a monitored service (quantiles only: the monitor gives no sum)'],
   ['health_check_error_rate', 'gauge', 'Failed share of recent health checks of a monitored service (0 to 1)'],
   ['health_checks_total', 'counter', 'Health checks of a monitored service by result'],
 ]
