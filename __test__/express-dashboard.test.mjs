@@ -86,7 +86,7 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     await page.waitForFunction(() => {
       const first = document.querySelector('#breakers tr')
       return first && first.querySelector('td.name').textContent === 'openai_api' && first.querySelector('.badge').textContent === 'open'
-    }, undefined, { timeout: 10_000 })
+    }, undefined, { timeout: 20_000 }) // the page polls every 2 s
     const row = rowOf('openai_api')
     assert.equal(await row.getAttribute('data-state'), 'open')
     assert.match(await row.locator('td[data-label="Next attempt"]').textContent(), /^(1 min \d+|2 min 0) s$/, 'about 2 min left')

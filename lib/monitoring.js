@@ -169,7 +169,8 @@ function statusView(registry, getMonitor) {
   const h = readHealth(getMonitor)
   const c = countServices(h.services)
   const states = { closed: 0, open: 0, half_open: 0, forced_open: 0, disabled: 0 }
-  for (const b of registry.list()) states[b.state]++
+  const breakers = registry.list()
+  for (const b of breakers) states[b.state]++
   let status = h.services.length === 0 ? 'healthy' : h.status
   if (states.open + states.half_open + states.forced_open > 0 && RANK[status] < RANK.degraded) status = 'degraded'
   return {
@@ -181,7 +182,7 @@ function statusView(registry, getMonitor) {
       degraded_services: c.degraded,
       unhealthy_services: c.unhealthy,
       unknown_services: c.unknown,
-      total_circuits: registry.list().length,
+      total_circuits: breakers.length,
       open_circuits: states.open,
       half_open_circuits: states.half_open,
       forced_open_circuits: states.forced_open,
