@@ -116,7 +116,13 @@ function formatValue(v) {
 
 // The format's escapes: a label value escapes backslash, double quote and newline; HELP text
 // escapes backslash and newline.
-const escapeLabel = (s) => String(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+// Most names need no escape: one test instead of three replaces keeps 1 000 breakers cheap.
+const LABEL_SPECIAL = /[\\"\n]/
+const LABEL_ESCAPES = { '\\': '\\\\', '"': '\\"', '\n': '\\n' }
+const escapeLabel = (v) => {
+  const s = String(v)
+  return LABEL_SPECIAL.test(s) ? s.replace(/[\\"\n]/g, (c) => LABEL_ESCAPES[c]) : s
+}
 const escapeHelp = (s) => String(s).replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
 
 function render(families) {
