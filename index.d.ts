@@ -139,12 +139,14 @@ export interface CircuitBreakerEvents {
   fallback: [{ name: string; reason: 'rejected' | 'failure' | 'timeout'; error: unknown }]
 }
 
-/** A manual permit: settle it once with `success()` or `failure(err)`. */
+/** A manual permit: settle it once with `success()`, `failure(err)` or `ignore()`. */
 export declare class Permit {
   /** @returns false if the permit was already settled */
   success(): boolean
   /** @returns false if the permit was already settled */
   failure(error: unknown): boolean
+  /** Settles without counting either way (the caller went away), freeing a half-open trial slot. @returns false if already settled */
+  ignore(): boolean
 }
 
 export declare class CircuitBreaker<TFallback = never> extends EventEmitter<CircuitBreakerEvents> {
