@@ -3,4 +3,6 @@ pub mod breaker;
 pub mod clock;
 pub mod env;
 pub mod error;
+pub mod fallback;
 pub mod options;
+pub mod queue;

@@ -169,6 +169,18 @@ impl Options {
         }
     }
 
+    /// A string; `null` counts as absent when `nullable`.
+    pub fn text(&mut self, key: &str, nullable: bool) -> Option<String> {
+        match self.take(key)? {
+            Value::Text(s) => Some(s),
+            Value::Null if nullable => None,
+            other => {
+                self.issue(key, other.describe(), "a string");
+                None
+            }
+        }
+    }
+
     /// A host-only option: only its kind is checked here.
     pub fn host(&mut self, key: &str, kind: Kind) {
         let Some(v) = self.take(key) else { return };
