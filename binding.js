@@ -836,7 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeBreaker = nativeBinding.NativeBreaker
+module.exports.NativeCache = nativeBinding.NativeCache
 module.exports.NativeManualClock = nativeBinding.NativeManualClock
+module.exports.NativeQueue = nativeBinding.NativeQueue
+module.exports.cacheStatsFields = nativeBinding.cacheStatsFields
 module.exports.configFromEnv = nativeBinding.configFromEnv
 module.exports.flushBatch = nativeBinding.flushBatch
 module.exports.metricsFields = nativeBinding.metricsFields

@@ -15,5 +15,10 @@ export const {
   isCircuitOpenError,
   isCallTimeoutError,
   isBreakwaterError,
+  FallbackHandler,
+  FallbackCache,
+  RequestQueue,
+  isQueueFullError,
+  isNotSerializableError,
 } = cjs
 export default cjs

@@ -5,4 +5,6 @@ mod breaker;
 mod clock;
 mod env;
 mod error;
+mod fallback;
 mod options;
+mod queue;
