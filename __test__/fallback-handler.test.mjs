@@ -259,3 +259,14 @@ test('queue events are re-emitted by the handler, and dead letters are logged', 
   assert.match(logged.at(-1)[1], /meta_api item .* dead-lettered \(max_attempts\) after 1 attempt\(s\): 400 bad creative/)
   await handler.close()
 })
+
+test('the fallback classes are exported from both entry points, as the same objects', async () => {
+  const { createRequire } = await import('node:module')
+  const cjs = createRequire(import.meta.url)('breakwater')
+  const esm = await import('breakwater')
+  for (const k of ['FallbackHandler', 'FallbackCache', 'RequestQueue', 'isQueueFullError', 'isNotSerializableError']) {
+    assert.equal(typeof esm[k], 'function', k)
+    assert.equal(esm[k], cjs[k], k)
+  }
+  assert.equal(esm.ErrorCodes.QUEUE_FULL, 'ERR_QUEUE_FULL')
+})
