@@ -41,7 +41,7 @@ export declare class NativeBreaker {
 export declare class NativeCache {
   constructor(options?: object | undefined | null, env?: object | undefined | null)
   options(): ResolvedFallbackOptions
-  /** The fresh value, or null. Values are stored as set: a tag character, then the text. */
+  /** The fresh value, or null. Values are stored as set: the JS layer's encoding. */
   get(service: string, key: string, now: number): string | null
   /**
    * Like `get`, but a stale value (within `staleIfErrorMs`) answers too; writes
@@ -49,8 +49,9 @@ export declare class NativeCache {
    */
   lookup(service: string, key: string, now: number, out: Float64Array): string | null
   /**
-   * Stores `text` behind the character `tag` for `ttlMs` (the JS layer's encoding: JSON, or
-   * a raw string); false when it is larger than the whole byte budget.
+   * Stores `text` for `ttlMs`, behind the character `tag` unless it is 0 (the JS layer's
+   * encoding: JSON as it is, a raw string behind a tag); false when it is larger than the
+   * whole byte budget.
    */
   set(service: string, key: string, text: string, tag: number, ttlMs: number, now: number): boolean
   remove(service: string, key: string): boolean

@@ -217,6 +217,7 @@ export declare const ErrorCodes: {
   readonly CORRUPT_JOURNAL: 'ERR_CORRUPT_JOURNAL'
   readonly JOURNAL_IO: 'ERR_JOURNAL_IO'
   readonly JOURNAL_LOCKED: 'ERR_JOURNAL_LOCKED'
+  readonly NO_HANDLER: 'ERR_NO_HANDLER'
 }
 
 export declare class BreakwaterError extends Error {
@@ -253,6 +254,7 @@ export type FallbackErrorCode =
   | 'ERR_CORRUPT_JOURNAL'
   | 'ERR_JOURNAL_IO'
   | 'ERR_JOURNAL_LOCKED'
+  | 'ERR_NO_HANDLER'
 
 /**
  * The options of `FallbackHandler`, `FallbackCache` and `RequestQueue` (each accepts all of
@@ -416,6 +418,7 @@ export interface QueueItemInfo {
   reason?: 'max_attempts' | 'expired'
 }
 
+/** Emitted when an item is accepted (on a persistent queue, just before its journal sync). */
 export interface EnqueuedEvent {
   id: string
   service: string
@@ -440,7 +443,7 @@ export interface RequestQueueEvents {
   retry: [RetryEvent]
   completed: [CompletedEvent]
   deadLetter: [DeadLetterEvent]
-  /** Journal failures, items waiting for a handler, throwing listeners. Logged when nobody listens. */
+  /** Journal failures (`ERR_JOURNAL_IO`), items waiting for a handler (`ERR_NO_HANDLER`), throwing listeners. Logged when nobody listens. */
   error: [BreakwaterError]
 }
 

@@ -165,6 +165,23 @@ test('the journal is compacted, so it does not grow with the work that went thro
   assert.ok(statSync(path).size < 2_000, 'an explicit compaction leaves the one item')
 })
 
+test('after a failed journal write, waiting and later enqueues reject with ERR_JOURNAL_IO, and it is reported', async (t) => {
+  const path = join(tempDir(t), 'q.journal')
+  const q = open(path)
+  const errors = []
+  q.on('error', (e) => errors.push(e))
+  const ok = await q.enqueue('s', work(1))
+  // What the writer thread reports when a write or a sync fails (a full disk, say).
+  q._committed(0, 'No space left on device (os error 28)')
+  assert.equal(errors.length, 1)
+  assert.equal(errors[0].code, 'ERR_JOURNAL_IO')
+  assert.ok(errors[0].message.includes(JSON.stringify(path)), errors[0].message)
+  assert.match(errors[0].message, /No space left on device/)
+  await assert.rejects(q.enqueue('s', work(2)), { code: 'ERR_JOURNAL_IO' })
+  assert.deepEqual(q.list().map((i) => i.id), [ok], 'what was queued stays queued')
+  await q.close()
+})
+
 // ---- crash safety ----
 
 function startChild(t, journal, doneLog, mode, items = 1000) {

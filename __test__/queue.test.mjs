@@ -272,6 +272,7 @@ test('an item whose operation has no handler waits without using attempts, and s
   assert.deepEqual(items.map((i) => [i.attempts, i.nextAttemptAt]), [[0, 2_000], [0, 2_000]])
   assert.match(items[0].lastError, /no handler is registered for operation "unknown_op"/)
   assert.equal(logged.length, 1)
+  assert.match(logged[0], /^breakwater: ERR_NO_HANDLER: Queue item .* is waiting/)
   queue.registerHandler('unknown_op', async () => 'ok')
   clock.set(2_000)
   assert.equal(await queue.runDue(), 2)

@@ -16,11 +16,12 @@ if (FIELDS.join() !== EXPECTED.join()) {
 const S = new Float64Array(FIELDS.length)
 const L = new Float64Array(3)
 
-// Each stored value is a tag character, then its text: 'j' and JSON, or 's' and a string as
-// it is (a string needs no JSON pass: JSON.stringify of 1 KB of text costs more than storing it).
-const JSON_TAG = 106 // 'j'
+// A value is stored as its JSON text, or, for a string, as 's' and the string itself: a string
+// needs no JSON pass (JSON.stringify of 1 KB of text costs more than storing it), and JSON text
+// never starts with 's', so the two cannot be confused.
+const JSON_TAG = 0 // no tag
 const STRING_TAG = 115 // 's'
-const decode = (text) => (text.charCodeAt(0) === STRING_TAG ? text.slice(1) : JSON.parse(text.slice(1)))
+const decode = (text) => (text.charCodeAt(0) === STRING_TAG ? text.slice(1) : JSON.parse(text))
 
 class FallbackCache {
   #native

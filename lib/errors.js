@@ -27,6 +27,7 @@ const CODES = Object.freeze({
   CORRUPT_JOURNAL: 'ERR_CORRUPT_JOURNAL',
   JOURNAL_IO: 'ERR_JOURNAL_IO',
   JOURNAL_LOCKED: 'ERR_JOURNAL_LOCKED',
+  NO_HANDLER: 'ERR_NO_HANDLER',
 })
 
 class CircuitOpenError extends BreakwaterError {}

@@ -29,6 +29,7 @@ function onExit() {
   for (const ref of open) ref.deref()?._atExit()
 }
 function track(queue) {
+  for (const r of open) if (r.deref() === undefined) open.delete(r) // collected without close()
   const ref = new WeakRef(queue)
   open.add(ref)
   if (!exitHooked) {
@@ -382,7 +383,7 @@ class RequestQueue extends EventEmitter {
       shared.raise(
         this,
         this.#logger,
-        new errors.BreakwaterError(errors.CODES.INVALID_ARGUMENT, `Queue item ${item.id} of ${item.service} is waiting: ${reason}; it keeps waiting, without using attempts, until queueTtlMs`, {
+        new errors.BreakwaterError(errors.CODES.NO_HANDLER, `Queue item ${item.id} of ${item.service} is waiting: ${reason}; it keeps waiting, without using attempts, until queueTtlMs`, {
           item: item.id,
           operation: item.operation ?? undefined,
         }),

@@ -330,4 +330,22 @@ mod tests {
         assert!(msg.contains("fallback = 1 (expected a function)"), "{msg}");
         assert!(!msg.contains("registry"), "{msg}");
     }
+
+    #[test]
+    fn text_accepts_strings_and_null_only_where_nullable() {
+        let mut o = opts(&[
+            ("a", Value::Text("x".into())),
+            ("b", Value::Null),
+            ("c", Value::Number(1.0)),
+            ("d", Value::Null),
+        ]);
+        assert_eq!(o.text("a", false), Some("x".to_string()));
+        assert_eq!(o.text("b", true), None);
+        assert_eq!(o.text("c", true), None);
+        assert_eq!(o.text("d", false), None);
+        let msg = o.finish(&["a", "b", "c", "d"]).unwrap_err().to_string();
+        assert!(msg.contains("c = 1 (expected a string)"), "{msg}");
+        assert!(msg.contains("d = null (expected a string)"), "{msg}");
+        assert!(!msg.contains("b = null"), "{msg}");
+    }
 }

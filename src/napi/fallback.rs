@@ -3,8 +3,8 @@
 
 use std::ptr;
 
-use napi::bindgen_prelude::{Float64ArraySlice, FromNapiValue, Object, ToNapiValue, TypeName};
-use napi::{sys, ValueType};
+use napi::bindgen_prelude::{Float64ArraySlice, FromNapiValue, Object, TypeName};
+use napi::{sys, Env, JsString, ValueType};
 use napi_derive::napi;
 
 use crate::core::env::fallback_env;
@@ -94,72 +94,70 @@ fn expect_string(status: sys::napi_status) -> napi::Result<()> {
 
 impl FromNapiValue for TagText {
     unsafe fn from_napi_value(env: sys::napi_env, v: sys::napi_value) -> napi::Result<Self> {
-        // UTF-16 length first: O(1) in V8, and 3 UTF-8 bytes per unit is the worst case.
+        // The UTF-16 length is O(1) in V8. ASCII (most JSON) is one byte a unit, so a buffer of
+        // that size plus room for one more character usually holds it all in one pass; if the
+        // text is longer in UTF-8, measure it and read it again.
         let mut units = 0usize;
         expect_string(unsafe {
             sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut units)
         })?;
-        let cap = 1 + units * 3 + 1;
-        let mut buf: Vec<u8> = Vec::with_capacity(cap);
-        let mut written = 0usize;
-        // Safety: napi writes at most `cap - 1` bytes after the tag byte, then we set the
-        // length to what it reports having written.
-        expect_string(unsafe {
-            sys::napi_get_value_string_utf8(
-                env,
-                v,
-                buf.as_mut_ptr().add(1).cast(),
-                cap - 1,
-                &mut written,
-            )
-        })?;
-        unsafe { buf.set_len(1 + written.min(cap - 2)) };
-        Ok(TagText(buf))
+        let mut room = units + 5;
+        loop {
+            // One byte in front for the tag, and one at the end for napi's terminating NUL.
+            let mut buf: Vec<u8> = Vec::with_capacity(1 + room + 1);
+            let mut written = 0usize;
+            // Safety: napi writes at most `room` bytes and a NUL after the tag byte; the length
+            // is then set to what it reports having written.
+            expect_string(unsafe {
+                sys::napi_get_value_string_utf8(
+                    env,
+                    v,
+                    buf.as_mut_ptr().add(1).cast(),
+                    room + 1,
+                    &mut written,
+                )
+            })?;
+            // Fewer than `room - 4` bytes written: the next character (4 bytes at most) would
+            // have fit, so there was none.
+            if written + 4 < room {
+                unsafe { buf.set_len(1 + written) };
+                return Ok(TagText(buf));
+            }
+            let mut exact = 0usize;
+            expect_string(unsafe {
+                sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut exact)
+            })?;
+            if exact + 5 <= room {
+                // Cannot happen (V8 reported more room than it used); never loop forever.
+                return Err(napi::Error::new(
+                    napi::Status::GenericFailure,
+                    "ERR_INTERNAL: Internal error in breakwater: a string could not be read"
+                        .to_string(),
+                ));
+            }
+            room = exact + 5;
+        }
     }
 }
 
 impl TagText {
+    /// The text with its tag character in front, or without one for tag 0.
     fn tagged(mut self, tag: u32) -> Option<String> {
-        if let Some(b) = self.0.first_mut() {
+        if tag == 0 {
+            self.0.remove(0);
+        } else if let Some(b) = self.0.first_mut() {
             *b = u8::try_from(tag).ok().filter(u8::is_ascii)?;
         }
         String::from_utf8(self.0).ok()
     }
 }
 
-/// A string returned to JS; ASCII text (most JSON) is created as Latin-1, a plain copy.
-pub struct FastText(String);
-
-impl TypeName for FastText {
-    fn type_name() -> &'static str {
-        "string"
-    }
-    fn value_type() -> ValueType {
-        ValueType::String
-    }
-}
-
-impl ToNapiValue for FastText {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let mut out = ptr::null_mut();
-        let s = val.0.as_bytes();
-        let status = if s.is_ascii() {
-            unsafe {
-                sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out)
-            }
-        } else {
-            unsafe {
-                sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out)
-            }
-        };
-        if status == sys::Status::napi_ok {
-            Ok(out)
-        } else {
-            Err(napi::Error::new(
-                napi::Status::GenericFailure,
-                "ERR_INTERNAL: cannot create a string".to_string(),
-            ))
-        }
+/// A JS string of `text`: ASCII (most JSON) is created as Latin-1, a plain copy.
+fn js_text<'env>(env: &'env Env, text: &str) -> napi::Result<JsString<'env>> {
+    if text.is_ascii() {
+        env.create_string_latin1(text.as_bytes())
+    } else {
+        env.create_string(text)
     }
 }
 
@@ -205,38 +203,50 @@ impl NativeCache {
         resolved(&self.cfg)
     }
 
-    /// The fresh value, or null. Values are stored as set: a tag character, then the text.
+    /// The fresh value, or null. Values are stored as set: the JS layer's encoding.
     #[napi(catch_unwind, ts_return_type = "string | null")]
-    pub fn get(&mut self, service: String, key: String, now: f64) -> Option<FastText> {
-        self.cache
-            .get(&service, &key, now, false)
-            .map(|h| FastText(h.value.to_string()))
+    pub fn get<'env>(
+        &mut self,
+        env: &'env Env,
+        service: String,
+        key: String,
+        now: f64,
+    ) -> napi::Result<Option<JsString<'env>>> {
+        match self.cache.get(&service, &key, now, false) {
+            Some(h) => js_text(env, h.value).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Like `get`, but a stale value (within `staleIfErrorMs`) answers too; writes
     /// `[stale (0 or 1), ageMs, expiresAt]` into `out`.
     #[napi(catch_unwind, ts_return_type = "string | null")]
-    pub fn lookup(
+    pub fn lookup<'env>(
         &mut self,
+        env: &'env Env,
         service: String,
         key: String,
         now: f64,
         mut out: Float64ArraySlice,
-    ) -> Option<FastText> {
-        let hit = self.cache.get(&service, &key, now, true)?;
+    ) -> napi::Result<Option<JsString<'env>>> {
+        let Some(hit) = self.cache.get(&service, &key, now, true) else {
+            return Ok(None);
+        };
         // Safety: the JS thread that owns `out` is blocked in this call.
-        let out = unsafe { out.as_mut() };
+        let slots = unsafe { out.as_mut() };
         for (slot, v) in
-            out.iter_mut()
+            slots
+                .iter_mut()
                 .zip([f64::from(u8::from(hit.stale)), hit.age_ms, hit.expires_at])
         {
             *slot = v;
         }
-        Some(FastText(hit.value.to_string()))
+        js_text(env, hit.value).map(Some)
     }
 
-    /// Stores `text` behind the character `tag` for `ttlMs` (the JS layer's encoding: JSON, or
-    /// a raw string); false when it is larger than the whole byte budget.
+    /// Stores `text` for `ttlMs`, behind the character `tag` unless it is 0 (the JS layer's
+    /// encoding: JSON as it is, a raw string behind a tag); false when it is larger than the
+    /// whole byte budget.
     #[napi(
         catch_unwind,
         ts_args_type = "service: string, key: string, text: string, tag: number, ttlMs: number, now: number"

@@ -281,11 +281,11 @@ impl Cache {
                     next: NIL,
                 };
                 let i = match self.free.pop() {
-                    Some(i) => {
+                    Some(i) if (i as usize) < self.slots.len() => {
                         self.slots[i as usize] = Some(node);
                         i
                     }
-                    None => {
+                    _ => {
                         self.slots.push(Some(node));
                         (self.slots.len() - 1) as u32
                     }
