@@ -55,6 +55,12 @@ function row(measure, value, unit, target, ok) {
   const getNs = timeSync((i) => cache.get('openai_api', `k${i % KEYS}`), 100_000)
   row(`cache set, ${VALUE_BYTES} B object (JSON check + stringify + store)`, (setNs / 1000).toFixed(2), 'µs', '≤ 2 µs', setNs <= 2_000)
   row(`cache get, ${VALUE_BYTES} B object (lookup + JSON.parse)`, (getNs / 1000).toFixed(2), 'µs', '≤ 2 µs', getNs <= 2_000)
+  // The floor of the two rows above: V8's own JSON work on the same value, in the same process.
+  const text = JSON.stringify(VALUE)
+  const stringifyNs = timeSync(() => JSON.stringify(VALUE), 100_000)
+  const parseNs = timeSync(() => JSON.parse(text), 100_000)
+  row('… of which V8\'s JSON.stringify alone', (stringifyNs / 1000).toFixed(2), 'µs', '(for reference)', null)
+  row('… of which V8\'s JSON.parse alone', (parseNs / 1000).toFixed(2), 'µs', '(for reference)', null)
   for (let i = 0; i < KEYS; i++) cache.set('openai_api', `t${i}`, TEXT)
   const setT = timeSync((i) => cache.set('openai_api', `t${i % KEYS}`, TEXT), 100_000)
   const getT = timeSync((i) => cache.get('openai_api', `t${i % KEYS}`), 100_000)
@@ -107,7 +113,7 @@ try {
     for (let i = 0; i < 500; i++) await q1.enqueue('meta_api', { operation: 'publish_ad', payload: PAYLOAD })
     const oneRate = 500 / ((performance.now() - t1) / 1000)
     await q1.close()
-    row('durable enqueue, one caller awaiting each (one fsync each)', Math.round(oneRate).toLocaleString('en-US'), 'items/s', '(for reference)', true)
+    row('durable enqueue, one caller awaiting each (one fsync each)', Math.round(oneRate).toLocaleString('en-US'), 'items/s', '(for reference)', null)
   }
 
   // ---- replay of a 100 000-item journal ----
@@ -139,5 +145,5 @@ try {
 console.log(`\nbreakwater fallback benchmark: node ${process.version}, ${process.platform}/${process.arch}\n`)
 console.log('| measure | result | target | |')
 console.log('|---|---|---|---|')
-for (const r of rows) console.log(`| ${r.measure} | ${r.result} | ${r.target} | ${r.ok ? 'pass' : '**FAIL**'} |`)
-if (rows.some((r) => !r.ok)) process.exitCode = 1
+for (const r of rows) console.log(`| ${r.measure} | ${r.result} | ${r.target} | ${r.ok === null ? '' : r.ok ? 'pass' : '**FAIL**'} |`)
+if (rows.some((r) => r.ok === false)) process.exitCode = 1
