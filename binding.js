@@ -835,8 +835,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeCache = nativeBinding.NativeCache
 module.exports.NativeHealthMonitor = nativeBinding.NativeHealthMonitor
 module.exports.NativeManualClock = nativeBinding.NativeManualClock
+module.exports.NativeQueue = nativeBinding.NativeQueue
 module.exports.breakerAcquire = nativeBinding.breakerAcquire
 module.exports.breakerControl = nativeBinding.breakerControl
 module.exports.breakerCreate = nativeBinding.breakerCreate
@@ -848,6 +850,7 @@ module.exports.breakerOpenUntil = nativeBinding.breakerOpenUntil
 module.exports.breakerOptions = nativeBinding.breakerOptions
 module.exports.breakerSettle = nativeBinding.breakerSettle
 module.exports.breakerWord = nativeBinding.breakerWord
+module.exports.cacheStatsFields = nativeBinding.cacheStatsFields
 module.exports.configFromEnv = nativeBinding.configFromEnv
 module.exports.flushBatch = nativeBinding.flushBatch
 module.exports.healthAlertTypes = nativeBinding.healthAlertTypes

@@ -218,6 +218,7 @@ export type ErrorCode =
   | 'ERR_UNKNOWN_BREAKER'
   | 'ERR_NATIVE_BINDING_MISSING'
   | 'ERR_INTERNAL'
+  | FallbackErrorCode
 
 export declare const ErrorCodes: {
   readonly CIRCUIT_OPEN: 'ERR_CIRCUIT_OPEN'
@@ -228,6 +229,14 @@ export declare const ErrorCodes: {
   readonly UNKNOWN_BREAKER: 'ERR_UNKNOWN_BREAKER'
   readonly NATIVE_BINDING_MISSING: 'ERR_NATIVE_BINDING_MISSING'
   readonly INTERNAL: 'ERR_INTERNAL'
+  readonly QUEUE_FULL: 'ERR_QUEUE_FULL'
+  readonly QUEUE_DISABLED: 'ERR_QUEUE_DISABLED'
+  readonly QUEUE_CLOSED: 'ERR_QUEUE_CLOSED'
+  readonly NOT_SERIALIZABLE: 'ERR_NOT_SERIALIZABLE'
+  readonly CORRUPT_JOURNAL: 'ERR_CORRUPT_JOURNAL'
+  readonly JOURNAL_IO: 'ERR_JOURNAL_IO'
+  readonly JOURNAL_LOCKED: 'ERR_JOURNAL_LOCKED'
+  readonly NO_HANDLER: 'ERR_NO_HANDLER'
 }
 
 export declare class BreakwaterError extends Error {
@@ -414,3 +423,325 @@ export declare class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
 
 /** The default monitor. */
 export declare const globalMonitor: HealthMonitor
+// ---- Fallback: the response cache and the retry queue ----
+
+/** The error codes of the fallback cache and the retry queue. */
+export type FallbackErrorCode =
+  | 'ERR_QUEUE_FULL'
+  | 'ERR_QUEUE_DISABLED'
+  | 'ERR_QUEUE_CLOSED'
+  | 'ERR_NOT_SERIALIZABLE'
+  | 'ERR_CORRUPT_JOURNAL'
+  | 'ERR_JOURNAL_IO'
+  | 'ERR_JOURNAL_LOCKED'
+  | 'ERR_NO_HANDLER'
+
+/**
+ * The options of `FallbackHandler`, `FallbackCache` and `RequestQueue` (each accepts all of
+ * them and uses its own): the seed's `FallbackConfig`, with durations in ms. Every option is
+ * validated at construction; all problems come back in one `ERR_INVALID_CONFIG`.
+ */
+export interface FallbackOptions {
+  /** Cache live answers, to serve them when a later call fails. Default true. Env: `FALLBACK_CACHE_ENABLED`. */
+  cacheEnabled?: boolean
+  /** How long a cached answer is fresh, in ms. Default 3 600 000 (1 h). */
+  cacheTtlMs?: number
+  /** Cached entries at most; the least recently used goes first. Default 10 000. */
+  cacheMaxEntries?: number
+  /** Bytes of cached keys and values at most (JSON text plus 96 bytes an entry), 1 024 to 2^32 - 1. Default 64 MiB. */
+  cacheMaxBytes?: number
+  /** How long past its TTL a cached answer may still answer for a failed call (`source: 'stale'`), in ms. Default 0. */
+  staleIfErrorMs?: number
+  /** Accept work for retry. Default true. Env: `FALLBACK_QUEUE_ENABLED`. */
+  queueEnabled?: boolean
+  /** Queued and running items at most; beyond it `ERR_QUEUE_FULL`, and nothing queued is dropped. Default 1 000. */
+  maxQueueSize?: number
+  /** An item not done this long after it was queued is dead-lettered (`reason: 'expired'`), in ms. Default 300 000. */
+  queueTtlMs?: number
+  /** Retry on a timer of the clock. With false, only `queue.runDue()` runs items. Default true. */
+  autoRetryEnabled?: boolean
+  /** Attempts before an item is dead-lettered (`reason: 'max_attempts'`). Default 3. */
+  maxRetryAttempts?: number
+  /** The wait before attempt n+1 is `retryDelayMs × retryBackoffMultiplier^n` (n attempts made; the first waits retryDelayMs). Default 60 000. */
+  retryDelayMs?: number
+  /** 1 to 100. Default 2. */
+  retryBackoffMultiplier?: number
+  /** Each wait is shortened by a random share up to this ratio (0 to 1). Default 0.1. */
+  retryJitterRatio?: number
+  /** Attempts of one service's items that run at once. Default 1. */
+  concurrency?: number
+  /** How long a completed item's idempotency key is remembered (at most 100 000 keys), in ms. Default 86 400 000 (24 h). */
+  idempotencyRetentionMs?: number
+  /** Log each answer from cache, stale cache or fallback, each unanswered failure and each dead letter (`logger.warn`). Default true. */
+  logFallbacks?: boolean
+  /** A journal file: the queue then survives restarts and crashes (at-least-once delivery). Default none (in memory). */
+  persistPath?: string | null
+  /** The clock. Default `systemClock`; tests pass a `ManualClock` (and give breakers the same one). */
+  clock?: Clock
+  /** Where logs go. Default `console`. */
+  logger?: { warn(message: string): void; error(message: string): void }
+  /** Where the queue finds each service's breaker (by service name). Default `globalRegistry`; `null` for none. */
+  registry?: CircuitBreakerRegistry | null
+}
+
+/** Where an answer of `executeWithFallback` came from. */
+export type FallbackSource = 'live' | 'cache' | 'stale' | 'fallback'
+
+export interface FallbackResult<T> {
+  value: T
+  source: FallbackSource
+  /** The failure that was answered (absent for `live`). */
+  error?: unknown
+  /** For `cache` and `stale`: how old the cached answer is, in ms. */
+  ageMs?: number
+}
+
+export interface ExecuteWithFallbackOptions<TArgs extends unknown[]> {
+  /** Cache the live answer under this key, and look here on failure. Without it, the cache is skipped. */
+  cacheKey?: string
+  /** The arguments of `fn`, also given to the fallback after the error. */
+  args?: TArgs
+  /** Run `fn` through this breaker (one without a `fallback` option of its own). */
+  breaker?: CircuitBreaker<never> | null
+  /** The TTL of this answer in the cache. Default `cacheTtlMs`. */
+  ttlMs?: number
+}
+
+export interface CacheEntry {
+  value: unknown
+  /** Past its TTL, within `staleIfErrorMs`. */
+  stale: boolean
+  ageMs: number
+  expiresAt: number
+}
+
+export interface FallbackCacheMetrics {
+  enabled: boolean
+  entries: number
+  bytes: number
+  maxEntries: number
+  maxBytes: number
+  hits: number
+  staleHits: number
+  misses: number
+  /** (hits + staleHits) / lookups, 0 to 1. */
+  hitRate: number
+  sets: number
+  /** Entries pushed out by `cacheMaxEntries` or `cacheMaxBytes`. */
+  evictions: number
+  /** Entries dropped past their TTL and grace period. */
+  expirations: number
+  /** Values larger than `cacheMaxBytes`, not stored. */
+  rejected: number
+}
+
+/**
+ * Answers by (service, key), kept in Rust as JSON text (strings as they are), bounded by
+ * `cacheMaxEntries` and `cacheMaxBytes`, least recently used out first, each with a TTL.
+ * Every read is a fresh copy.
+ */
+export declare class FallbackCache {
+  constructor(options?: FallbackOptions)
+  readonly options: Readonly<Pick<Required<FallbackOptions>, 'cacheEnabled' | 'cacheTtlMs' | 'cacheMaxEntries' | 'cacheMaxBytes' | 'staleIfErrorMs'>>
+  readonly enabled: boolean
+  /** The fresh value, or undefined. */
+  get<T = unknown>(service: string, key: string): T | undefined
+  /** The value, fresh or stale (within `staleIfErrorMs` after its TTL), or undefined. */
+  getEntry(service: string, key: string): CacheEntry | undefined
+  has(service: string, key: string): boolean
+  /**
+   * Stores a JSON-serialisable value for `ttlMs` (default `cacheTtlMs`); false when disabled
+   * or larger than `cacheMaxBytes`. Throws `ERR_NOT_SERIALIZABLE` for a function, a symbol,
+   * a BigInt, a cycle, a Map, a Set or a Promise anywhere in it.
+   */
+  set(service: string, key: string, value: unknown, ttlMs?: number): boolean
+  /** Drops one key of a service, or all its keys; returns how many entries went. */
+  invalidate(service: string, key?: string): number
+  clear(): number
+  readonly size: number
+  readonly bytes: number
+  getMetrics(): FallbackCacheMetrics
+}
+
+/** An item queued for retry: `{ operation, payload }` (payload as JSON), or a function (in memory only). */
+export type QueueItemInput = { operation: string; payload?: unknown } | ((context: QueueContext) => unknown)
+
+/** What a handler (or a function item) is told about the attempt. */
+export interface QueueContext {
+  id: string
+  /** The key given at enqueue, or else the item's id (stable across restarts): pass it on to deduplicate. */
+  idempotencyKey: string
+  service: string
+  operation?: string
+  /** This attempt's number, from 1. */
+  attempt: number
+  enqueuedAt: number
+}
+
+export type QueueHandler<P = any> = (payload: P, attempt: number, context: QueueContext) => unknown
+
+export interface QueueItemInfo {
+  id: string
+  service: string
+  kind: 'operation' | 'function'
+  operation?: string
+  payload?: unknown
+  idempotencyKey?: string
+  /** Attempts made (an interrupted attempt counts). */
+  attempts: number
+  enqueuedAt: number
+  nextAttemptAt: number
+  lastError: string | null
+  state: 'queued' | 'running' | 'dead'
+  /** Dead letters only. */
+  deadAt?: number
+  reason?: 'max_attempts' | 'expired'
+}
+
+/** Emitted when an item is accepted (on a persistent queue, just before its journal sync). */
+export interface EnqueuedEvent {
+  id: string
+  service: string
+  operation?: string
+  idempotencyKey?: string
+}
+export interface RetryEvent extends QueueContext {
+  error: unknown
+  delayMs: number
+  nextAttemptAt: number
+}
+export interface CompletedEvent extends QueueContext {
+  result: unknown
+}
+export interface DeadLetterEvent extends QueueItemInfo {
+  /** The error of the last attempt (its text after a restart, or for an expired item). */
+  error: unknown
+}
+
+export interface RequestQueueEvents {
+  enqueued: [EnqueuedEvent]
+  retry: [RetryEvent]
+  completed: [CompletedEvent]
+  deadLetter: [DeadLetterEvent]
+  /** Journal failures (`ERR_JOURNAL_IO`), items waiting for a handler (`ERR_NO_HANDLER`), throwing listeners. Logged when nobody listens. */
+  error: [BreakwaterError]
+}
+
+export interface RequestQueueMetrics {
+  queued: number
+  running: number
+  deadLetters: number
+  rememberedKeys: number
+  enqueued: number
+  deduplicated: number
+  rejectedFull: number
+  attempts: number
+  completed: number
+  failedAttempts: number
+  deadLettered: number
+  persistent: boolean
+  journal: { path: string; bytes: number; compactions: number; failed: boolean } | null
+}
+
+/**
+ * Work that must happen, retried with exponential backoff while its service's breaker lets
+ * calls through; optionally journaled to `persistPath` so that it survives a crash.
+ */
+export declare class RequestQueue extends EventEmitter<RequestQueueEvents> {
+  constructor(options?: FallbackOptions)
+  readonly options: Readonly<
+    Pick<
+      Required<FallbackOptions>,
+      | 'queueEnabled'
+      | 'maxQueueSize'
+      | 'queueTtlMs'
+      | 'autoRetryEnabled'
+      | 'maxRetryAttempts'
+      | 'retryDelayMs'
+      | 'retryBackoffMultiplier'
+      | 'retryJitterRatio'
+      | 'concurrency'
+      | 'idempotencyRetentionMs'
+    > & { persistPath: string | null }
+  >
+  /** What opening the journal found (zeros in memory). */
+  readonly replay: Readonly<{ records: number; tornBytes: number; items: number; deadLetters: number; interrupted: number }>
+  readonly persistent: boolean
+  /** Queued and running items. */
+  readonly size: number
+  registerHandler<P = any>(operation: string, handler: QueueHandler<P>): this
+  /**
+   * Resolves with the item's id once it is queued (on a persistent queue, once it is on disk).
+   * A known `idempotencyKey` (queued, running or recently completed) resolves with that id.
+   * Rejects with `ERR_QUEUE_FULL`, `ERR_NOT_SERIALIZABLE`, `ERR_QUEUE_DISABLED`, `ERR_QUEUE_CLOSED`, `ERR_JOURNAL_IO`.
+   */
+  enqueue(service: string, item: QueueItemInput, options?: { idempotencyKey?: string }): Promise<string>
+  /** Runs everything due at the clock's current time and waits for it; resolves with the attempts that ended. */
+  runDue(): Promise<number>
+  list(service?: string): QueueItemInfo[]
+  deadLetters(): QueueItemInfo[]
+  clearDeadLetters(): number
+  getMetrics(): RequestQueueMetrics
+  /** Rewrites the journal as a snapshot now (it also compacts by itself). */
+  compact(): void
+  /** Stops starting attempts, waits for the running ones, syncs and releases the journal. */
+  close(): Promise<void>
+}
+
+export interface FallbackEvent {
+  service: string
+  /** `error`: nothing could answer, and the caller gets the error. */
+  source: Exclude<FallbackSource, 'live'> | 'error'
+  error: unknown
+  cacheKey?: string
+  ageMs?: number
+  /** The registered fallback's own failure, when it failed too. */
+  fallbackError?: unknown
+}
+
+export interface CacheHitEvent {
+  service: string
+  key: string
+  stale: boolean
+  ageMs?: number
+}
+
+export interface FallbackHandlerEvents extends RequestQueueEvents {
+  fallback: [FallbackEvent]
+  cacheHit: [CacheHitEvent]
+}
+
+export interface FallbackMetrics {
+  /** Answers by source, in total and by service. */
+  served: Record<FallbackSource | 'error', number> & { services: Record<string, Record<FallbackSource | 'error', number>> }
+  cache: FallbackCacheMetrics
+  queue: RequestQueueMetrics
+}
+
+/**
+ * Graceful degradation: a failed call is answered by a fresh cached value, a stale one within
+ * `staleIfErrorMs`, the service's fallback, or else its error; writes go to the retry queue.
+ */
+export declare class FallbackHandler extends EventEmitter<FallbackHandlerEvents> {
+  constructor(options?: FallbackOptions)
+  readonly cache: FallbackCache
+  readonly queue: RequestQueue
+  /** `fn(error, ...args)` answers for `service` when the cache cannot. */
+  registerFallback(service: string, fn: (error: unknown, ...args: any[]) => unknown): this
+  unregisterFallback(service: string): boolean
+  executeWithFallback<T, TArgs extends unknown[] = []>(
+    service: string,
+    fn: (...args: TArgs) => T | PromiseLike<T>,
+    options?: ExecuteWithFallbackOptions<TArgs>,
+  ): Promise<FallbackResult<Awaited<T>>>
+  getFromCache<T = unknown>(service: string, key: string): T | undefined
+  setCache(service: string, key: string, value: unknown, ttlMs?: number): boolean
+  invalidate(service: string, key?: string): number
+  queueForRetry(service: string, item: QueueItemInput, options?: { idempotencyKey?: string }): Promise<string>
+  getMetrics(): FallbackMetrics
+  /** Closes the queue. */
+  close(): Promise<void>
+}
+
+export declare function isQueueFullError(error: unknown): error is BreakwaterError & { code: 'ERR_QUEUE_FULL' }
+export declare function isNotSerializableError(error: unknown): error is BreakwaterError & { code: 'ERR_NOT_SERIALIZABLE' }

@@ -17,5 +17,10 @@ export const {
   isCircuitOpenError,
   isCallTimeoutError,
   isBreakwaterError,
+  FallbackHandler,
+  FallbackCache,
+  RequestQueue,
+  isQueueFullError,
+  isNotSerializableError,
 } = cjs
 export default cjs

@@ -122,6 +122,29 @@ pub fn breaker_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(Strin
     }
 }
 
+/// Reads `FALLBACK_CACHE_ENABLED` and `FALLBACK_QUEUE_ENABLED`, the defaults of `cacheEnabled`
+/// and `queueEnabled`. Unset or empty variables are skipped.
+pub fn fallback_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, Value)>> {
+    let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    let mut out = Vec::new();
+    let mut issues = Vec::new();
+    for (var, key) in [
+        ("FALLBACK_CACHE_ENABLED", "cacheEnabled"),
+        ("FALLBACK_QUEUE_ENABLED", "queueEnabled"),
+    ] {
+        if let Some(raw) = get(var) {
+            if let Some(b) = parse_bool(var, &raw, &mut issues) {
+                out.push((key.to_string(), Value::Bool(b)));
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::invalid_config("environment", issues))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +232,28 @@ mod tests {
         );
         assert!(m.contains("CB_TIMEOUT_SECONDS = \"-1\""), "{m}");
         assert!(m.contains("CIRCUIT_BREAKER_ENABLED = \"maybe\""), "{m}");
+    }
+
+    #[test]
+    fn fallback_variables_set_the_enabled_defaults() {
+        let layer = fallback_env(env(&[
+            ("FALLBACK_CACHE_ENABLED", "false"),
+            ("FALLBACK_QUEUE_ENABLED", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            layer,
+            vec![
+                ("cacheEnabled".to_string(), Value::Bool(false)),
+                ("queueEnabled".to_string(), Value::Bool(true)),
+            ]
+        );
+        assert!(fallback_env(env(&[("FALLBACK_CACHE_ENABLED", "")]))
+            .unwrap()
+            .is_empty());
+        let m = fallback_env(env(&[("FALLBACK_QUEUE_ENABLED", "sometimes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("FALLBACK_QUEUE_ENABLED = \"sometimes\""), "{m}");
     }
 }
