@@ -50,6 +50,8 @@ pub enum Error {
     UnknownBreaker {
         name: String,
     },
+    /// The shared state (Redis) refused an operation: already connected, unreachable, ...
+    SharedState(String),
     /// A bug in Breakwater itself (an illegal transition was requested). Never a panic.
     Internal(String),
 }
@@ -62,6 +64,7 @@ impl Error {
             Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
             Error::DuplicateBreaker { .. } => "ERR_DUPLICATE_BREAKER",
             Error::UnknownBreaker { .. } => "ERR_UNKNOWN_BREAKER",
+            Error::SharedState(_) => "ERR_SHARED_STATE",
             Error::Internal(_) => "ERR_INTERNAL",
         }
     }
@@ -95,6 +98,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::UnknownBreaker { name } => write!(f, "No circuit breaker named {name:?}"),
+            Error::SharedState(msg) => write!(f, "Shared state: {msg}"),
             Error::Internal(msg) => write!(f, "Internal error in breakwater: {msg}"),
         }
     }
@@ -134,5 +138,6 @@ mod tests {
             "ERR_UNKNOWN_BREAKER"
         );
         assert_eq!(Error::Internal("x".into()).code(), "ERR_INTERNAL");
+        assert_eq!(Error::SharedState("x".into()).code(), "ERR_SHARED_STATE");
     }
 }

@@ -4,3 +4,4 @@ pub mod clock;
 pub mod env;
 pub mod error;
 pub mod options;
+pub mod shared;

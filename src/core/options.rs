@@ -159,6 +159,37 @@ impl Options {
         }
     }
 
+    /// A string of `min_chars..=max_chars` characters.
+    pub fn text(&mut self, key: &str, min_chars: usize, max_chars: usize) -> Option<String> {
+        let expected = if min_chars == 0 {
+            format!("a string of at most {max_chars} characters")
+        } else {
+            format!("a string of {min_chars} to {max_chars} characters")
+        };
+        match self.take(key)? {
+            Value::Text(s) => {
+                let n = s.chars().count();
+                if n >= min_chars && n <= max_chars {
+                    Some(s)
+                } else {
+                    self.issue(key, Value::Text(s).describe(), expected);
+                    None
+                }
+            }
+            other => {
+                self.issue(key, other.describe(), expected);
+                None
+            }
+        }
+    }
+
+    /// Whether `key` is given (and not `undefined`), without marking it as known.
+    pub fn given(&self, key: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, v, _)| k == key && *v != Value::Undefined)
+    }
+
     pub fn boolean(&mut self, key: &str) -> Option<bool> {
         match self.take(key)? {
             Value::Bool(b) => Some(b),
