@@ -7,4 +7,5 @@ mod env;
 mod error;
 mod options;
 mod page;
+mod shared;
 mod table;
