@@ -2,12 +2,12 @@
 // an open (timed), one trial fleet-wide, the lease holder killed, the quorum, and a private
 // redis-server killed and restarted under them. Every test uses its own key prefix and stops
 // every process it starts.
-import { test } from 'node:test'
+import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { REDIS_URL, uniquePrefix, cleanKeys, redisClient, startInstance, startRedis, freePort, until } from './redis-helper.mjs'
+import { REDIS_URL, requireRedis, uniquePrefix, cleanKeys, redisClient, startInstance, startRedis, freePort, until } from './redis-helper.mjs'
 
 const isState = (name, to, cause) => (e) => e.type === 'state' && e.name === name && e.to === to && (cause === undefined || e.cause === cause)
 
@@ -36,6 +36,9 @@ function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]
 }
+
+
+before(() => requireRedis())
 
 test('an open in one instance is adopted by the others: p99 propagation ≤ 100 ms over 20 opens', async () => {
   const name = 'fleet_propagation_api'

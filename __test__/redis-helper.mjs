@@ -284,3 +284,15 @@ export async function subscriber(channel, url = REDIS_URL) {
   await ready
   return { messages, close: () => socket.destroy() }
 }
+
+/** Fails at once, with the fix, when the shared Redis is not there. */
+export async function requireRedis(url = REDIS_URL) {
+  const r = await redisClient(url).catch(() => null)
+  if (r === null) {
+    throw new Error(
+      `These tests need Redis at ${url} (set BREAKWATER_TEST_REDIS_URL to use another): ` +
+        'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no',
+    )
+  }
+  r.close()
+}

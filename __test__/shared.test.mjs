@@ -2,12 +2,12 @@
 // events, what a local transition writes to Redis, adoption of the fleet's messages (without
 // echo), the quorum, resync, the trial lease, and an unreachable Redis. Needs Redis on
 // 127.0.0.1:6379 (BREAKWATER_TEST_REDIS_URL to change it); every test uses its own key prefix.
-import { test } from 'node:test'
+import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
 import { globalRegistry, CircuitBreakerRegistry, CircuitBreaker, isCircuitOpenError } from '../index.mjs'
-import { REDIS_URL, uniquePrefix, cleanKeys, redisClient, subscriber, until, freePort } from './redis-helper.mjs'
+import { REDIS_URL, requireRedis, uniquePrefix, cleanKeys, redisClient, subscriber, until, freePort } from './redis-helper.mjs'
 
 const fail = () => Promise.reject(new Error('upstream 503'))
 let seq = 0
@@ -32,6 +32,9 @@ async function withShared(label, options, body) {
     await cleanKeys(keyPrefix)
   }
 }
+
+
+before(() => requireRedis())
 
 test('connectShared validates its options: one ERR_INVALID_CONFIG naming every field', async () => {
   await assert.rejects(globalRegistry.connectShared({}), { code: 'ERR_INVALID_CONFIG', message: /redisUrl = undefined/ })

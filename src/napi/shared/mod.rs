@@ -12,13 +12,15 @@ mod session;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::LazyLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{Object, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
+use redis::io::tcp::socket2::TcpKeepalive;
+use redis::io::tcp::TcpSettings;
 use redis::IntoConnectionInfo;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -249,6 +251,17 @@ pub fn shared_connect<'env>(
             )],
         ))
     })?;
+    // TCP keepalive notices a Redis host that vanished without closing the connection (the
+    // pub/sub connection is otherwise silent) in about 25 s, without sending a single command.
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let info = info.set_tcp_settings(
+        TcpSettings::default()
+            .set_nodelay(true)
+            .set_keepalive(keepalive),
+    );
     let client = redis::Client::open(info).map_err(|e| {
         to_js(Error::invalid_config(
             "shared state options",
