@@ -276,7 +276,13 @@ export async function subscriber(channel, url = REDIS_URL) {
       buf = buf.subarray(r[1])
       const [kind, , payload] = r[0]
       if (kind === 'subscribe') subscribed()
-      if (kind === 'message') messages.push(JSON.parse(payload))
+      if (kind === 'message') {
+        try {
+          messages.push(JSON.parse(payload))
+        } catch {
+          messages.push({ raw: payload })
+        }
+      }
     }
   })
   socket.on('error', () => {})

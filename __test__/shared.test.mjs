@@ -247,6 +247,27 @@ test('one trial fleet-wide: while another instance holds the lease, an elapsed o
   })
 })
 
+test('a refused command and a malformed message are reported as sharedStateError; the session goes on', async () => {
+  await withShared('refused', {}, async ({ keyPrefix, redis, errors }) => {
+    const name = uniqueName('refused')
+    const b = globalRegistry.getOrCreate(name, { failureThreshold: 1, resetTimeoutMs: 30_000 })
+    // A key of the wrong type makes the vote script fail (WRONGTYPE): reported, not retried.
+    await redis.cmd('SET', `${keyPrefix}${name}:failing`, 'not a sorted set')
+    await b.call(fail).catch(() => {})
+    assert.equal(b.state, 'open', 'the local open stands')
+    await until(() => errors.some((e) => e.operation === 'vote'), { what: 'the vote error' })
+    assert.equal(errors[0].code, 'ERR_SHARED_STATE')
+    assert.match(errors[0].message, /WRONGTYPE/)
+    await redis.cmd('PUBLISH', `${keyPrefix}events`, 'not json')
+    await until(() => errors.some((e) => e.operation === 'message'), { what: 'the message error' })
+    // Still connected: the fleet's messages are still adopted.
+    const other = globalRegistry.getOrCreate(uniqueName('refused_other'))
+    await redis.cmd('PUBLISH', `${keyPrefix}events`, JSON.stringify({ type: 'forced', name: other.name, instance: 'ops', state: 'forced_open' }))
+    await until(() => other.state === 'forced_open', { what: 'adoption after the errors' })
+    assert.ok(!errors.some((e) => e.operation === 'connection'), 'the session was not dropped')
+  })
+})
+
 test('an unreachable Redis: connectShared resolves { connected: false }, sharedStateError is emitted, breakers run locally', async () => {
   const port = await freePort()
   const errors = []

@@ -2,9 +2,10 @@
 //! connection and a pub/sub connection, and runs until `disconnectShared`. It publishes local
 //! transitions (one Lua script each), answers lease requests, adopts the fleet's messages
 //! (through JS, which supplies the breaker's clock) and resynchronises every shared breaker on
-//! each (re)connect. Any failure (error or timeout) becomes a `sharedStateError` event and ends
-//! the session; the task reconnects with backoff, first replaying what was published locally
-//! meanwhile, then reading every breaker's keys again. Every command has its own timeout.
+//! each (re)connect. A lost connection or a command without an answer in time becomes a
+//! `sharedStateError` event and ends the session; the task reconnects with backoff, first
+//! replaying what was published locally meanwhile, then reading every breaker's keys again.
+//! Every command has its own timeout.
 //!
 //! Supervising the two connections ourselves (rather than redis' ConnectionManager, which
 //! reconnects silently) is what tells us when a reconnect happened and so when to resync; it
@@ -26,6 +27,12 @@ use crate::core::shared::message::open_value_votes;
 use crate::core::shared::plan::{quorum_reached, reconnect_delay_ms};
 use crate::core::shared::{scripts, Keys, Message, MessageKind, Publish, SharedConfig};
 use crate::napi::table::TABLE;
+
+/// A session shorter than this does not reset the reconnect backoff, so a Redis that accepts
+/// connections and then drops them is not retried in a tight loop.
+const STABLE_SESSION: Duration = Duration::from_secs(5);
+/// Breakers read per pipeline on a resync.
+const RESYNC_CHUNK: usize = 100;
 
 pub(super) struct Start {
     pub client: Client,
@@ -50,6 +57,17 @@ struct Scripts {
 enum End {
     Stopped,
     Lost(String),
+}
+
+/// How an operation failed. `Lost`: the connection is gone or Redis did not answer in time, so
+/// the session ends and reconnects. `Refused`: Redis answered with an error (a script refused,
+/// an ACL): reconnecting would not help, so the operation is reported and dropped.
+enum Fail {
+    Lost(String),
+    Refused {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 /// A publication not yet in Redis, kept while disconnected (the latest per breaker).
@@ -114,9 +132,9 @@ pub(super) async fn run(start: Start) {
                 Err(_) => Err(format!("no connection within {} ms", task.connect_timeout.as_millis())),
             },
         };
-        match connected {
+        let failure = match connected {
             Ok((mut con, mut messages)) => {
-                attempt = 0;
+                let started = Instant::now();
                 set_live(true);
                 let end = match task.start_session(&mut con).await {
                     Ok(events) => {
@@ -141,35 +159,31 @@ pub(super) async fn run(start: Start) {
                     }
                     Err(e) => End::Lost(e),
                 };
-                set_live(false);
+                if started.elapsed() >= STABLE_SESSION {
+                    attempt = 0;
+                }
                 match end {
                     End::Stopped => {
                         task.give_back_leases(&mut con).await;
+                        set_live(false);
                         return;
                     }
                     End::Lost(e) => {
-                        let ev = SharedEvent::error("connection", e);
-                        match first.take() {
-                            Some(tx) => {
-                                let _ = tx.send((false, vec![ev]));
-                            }
-                            None => task.emit(ev),
-                        }
+                        set_live(false);
+                        SharedEvent::error("connection", format!("{e}; reconnecting"))
                     }
                 }
             }
-            Err(e) => {
-                let ev = SharedEvent::error(
-                    "connect",
-                    format!("cannot connect to Redis: {e}; retrying with backoff"),
-                );
-                match first.take() {
-                    Some(tx) => {
-                        let _ = tx.send((false, vec![ev]));
-                    }
-                    None => task.emit(ev),
-                }
+            Err(e) => SharedEvent::error(
+                "connect",
+                format!("cannot connect to Redis: {e}; retrying with backoff"),
+            ),
+        };
+        match first.take() {
+            Some(tx) => {
+                let _ = tx.send((false, vec![failure]));
             }
+            None => task.emit(failure),
         }
         reconnect = true;
         // Back off; what happens locally meanwhile is kept for the replay.
@@ -197,6 +211,10 @@ fn seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     (t ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
+fn name_of(id: f64) -> Option<String> {
+    TABLE.lock().name_of(id)
 }
 
 impl Task {
@@ -230,16 +248,40 @@ impl Task {
     /// Runs one command (or script) with the command timeout.
     async fn timed<T>(
         &self,
-        what: &str,
+        operation: &'static str,
         fut: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Fail> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(format!("{what}: {e}")),
-            Err(_) => Err(format!(
-                "{what}: no answer within commandTimeoutMs ({} ms)",
+            Ok(Err(e)) => {
+                let message = format!("{operation}: {e}");
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()
+                {
+                    Err(Fail::Lost(message))
+                } else {
+                    Err(Fail::Refused { operation, message })
+                }
+            }
+            Err(_) => Err(Fail::Lost(format!(
+                "{operation}: no answer within commandTimeoutMs ({} ms)",
                 self.timeout.as_millis()
-            )),
+            ))),
+        }
+    }
+
+    /// A refused operation is reported and the session goes on; a lost one ends the session.
+    fn settle(&self, r: Result<(), Fail>) -> Result<(), String> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(Fail::Refused { operation, message }) => {
+                self.emit(SharedEvent::error(operation, message));
+                Ok(())
+            }
+            Err(Fail::Lost(m)) => Err(m),
         }
     }
 
@@ -249,13 +291,8 @@ impl Task {
         &mut self,
         con: &mut MultiplexedConnection,
     ) -> Result<Vec<SharedEvent>, String> {
-        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        let mut failed = None;
-        for p in pending {
-            if failed.is_some() {
-                self.keep_pending(p);
-                continue;
-            }
+        let mut pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        while let Some(p) = pending.pop() {
             let what = match p.what {
                 // An open replays with what is left of it.
                 Publish::Vote {
@@ -275,24 +312,24 @@ impl Task {
                 }
                 other => other,
             };
-            if let Err(e) = self.publish(con, p.id, what).await {
-                failed = Some(e);
-                self.keep_pending(p);
+            let r = self.publish(con, p.id, what).await;
+            if let Err(e) = self.settle(r) {
+                // Lost again: keep what is not replayed yet for the next session.
+                for q in pending.into_iter().chain([p]) {
+                    self.pending.entry(q.id.to_bits()).or_insert(q);
+                }
+                return Err(e);
             }
-        }
-        if let Some(e) = failed {
-            return Err(e);
         }
         let named = TABLE.lock().named();
         let mut events = Vec::with_capacity(named.len());
-        for chunk in named.chunks(100) {
-            events.extend(self.read(con, chunk).await?);
+        for chunk in named.chunks(RESYNC_CHUNK) {
+            match self.read(con, chunk).await {
+                Ok(evs) => events.extend(evs),
+                Err(e) => self.settle(Err(e))?,
+            }
         }
         Ok(events)
-    }
-
-    fn keep_pending(&mut self, p: Pending) {
-        self.pending.entry(p.id.to_bits()).or_insert(p);
     }
 
     /// While disconnected: keep publications (the latest per breaker) for the replay. Lease
@@ -350,6 +387,7 @@ impl Task {
                 votes,
                 ..
             } => {
+                // The publisher checked its quorum; this instance checks its own.
                 if !quorum_reached(votes, self.cfg.quorum) {
                     return;
                 }
@@ -370,20 +408,22 @@ impl Task {
         });
     }
 
+    /// One request from the hooks. `Err` when the connection is lost.
     async fn on_local(&mut self, con: &mut MultiplexedConnection, ev: Local) -> Result<(), String> {
         match ev {
             Local::Publish { id, what, at } => {
-                if let Err(e) = self.publish(con, id, what).await {
+                let r = self.publish(con, id, what).await;
+                if matches!(r, Err(Fail::Lost(_))) {
                     self.pending.insert(id.to_bits(), Pending { id, what, at });
-                    return Err(e);
                 }
+                self.settle(r)
             }
             Local::Lease { id, seq, lease_ms } => {
                 let Some(name) = name_of(id) else {
                     return Ok(());
                 };
                 let keys = Keys::new(&self.cfg.key_prefix, &name);
-                let answer: Result<i64, String> = self
+                let answer = self
                     .timed(
                         "lease",
                         self.scripts
@@ -391,41 +431,48 @@ impl Task {
                             .key(&keys.lease)
                             .arg(&self.cfg.instance_id)
                             .arg(lease_ms)
-                            .invoke_async(con),
+                            .invoke_async::<i64>(con),
                     )
                     .await;
                 match answer {
                     Ok(n) => {
-                        let granted = n < 0;
-                        if !lease_answer(id, seq, granted, n as f64, lease_ms) {
+                        if !lease_answer(id, seq, n < 0, n as f64, lease_ms) {
                             // Won, but no longer wanted: give it back at once.
-                            self.release(con, &keys).await?;
+                            let r = self.release(con, &keys).await;
+                            return self.settle(r);
                         }
+                        Ok(())
                     }
                     Err(e) => {
                         lease_failed(id, seq);
-                        return Err(e);
+                        self.settle(Err(e))
                     }
                 }
             }
-            Local::Release { id } => {
-                if let Some(name) = name_of(id) {
+            Local::Release { id } => match name_of(id) {
+                Some(name) => {
                     let keys = Keys::new(&self.cfg.key_prefix, &name);
-                    self.release(con, &keys).await?;
+                    let r = self.release(con, &keys).await;
+                    self.settle(r)
                 }
-            }
-            Local::Resync { id } => {
-                if let Some(name) = name_of(id) {
-                    for ev in self.read(con, &[(id, name)]).await? {
-                        self.emit(ev);
+                None => Ok(()),
+            },
+            Local::Resync { id } => match name_of(id) {
+                Some(name) => match self.read(con, &[(id, name)]).await {
+                    Ok(events) => {
+                        for ev in events {
+                            self.emit(ev);
+                        }
+                        Ok(())
                     }
-                }
-            }
+                    Err(e) => self.settle(Err(e)),
+                },
+                None => Ok(()),
+            },
         }
-        Ok(())
     }
 
-    async fn release(&self, con: &mut MultiplexedConnection, keys: &Keys) -> Result<(), String> {
+    async fn release(&self, con: &mut MultiplexedConnection, keys: &Keys) -> Result<(), Fail> {
         self.timed(
             "release",
             self.scripts
@@ -446,7 +493,6 @@ impl Task {
                 let _ = self.release(con, &keys).await;
             }
         }
-        set_live(false);
     }
 
     /// Publishes one local transition of breaker `id` (skipped unless it is named, i.e. in the
@@ -456,7 +502,7 @@ impl Task {
         con: &mut MultiplexedConnection,
         id: f64,
         what: Publish,
-    ) -> Result<(), String> {
+    ) -> Result<(), Fail> {
         let Some(name) = name_of(id) else {
             return Ok(());
         };
@@ -475,75 +521,59 @@ impl Task {
                 open_ms,
                 window_ms,
                 cause,
-            } => self
-                .timed(
-                    "vote",
-                    self.scripts
-                        .vote
-                        .key(&keys.open)
-                        .key(&keys.failing)
-                        .key(&keys.forced)
-                        .key(&keys.lease)
-                        .arg(me)
-                        .arg(self.cfg.quorum)
-                        .arg(window_ms)
-                        .arg(open_ms)
-                        .arg(&self.channel)
-                        .arg(&name)
-                        .arg(cause.as_str())
-                        .invoke_async::<Vec<i64>>(con),
-                )
-                .await
-                .map(|_| ()),
-            Publish::Close => self
-                .timed(
-                    "close",
-                    self.scripts
-                        .close
-                        .key(&keys.open)
-                        .key(&keys.failing)
-                        .key(&keys.lease)
-                        .arg(me)
-                        .arg(&self.channel)
-                        .arg(message(MessageKind::Close))
-                        .invoke_async::<i64>(con),
-                )
-                .await
-                .map(|_| ()),
+            } => {
+                let mut call = self.scripts.vote.key(&keys.open);
+                call.key(&keys.failing)
+                    .key(&keys.forced)
+                    .key(&keys.lease)
+                    .arg(me)
+                    .arg(self.cfg.quorum)
+                    .arg(window_ms)
+                    .arg(open_ms)
+                    .arg(&self.channel)
+                    .arg(&name)
+                    .arg(cause.as_str());
+                self.timed("vote", call.invoke_async::<Vec<i64>>(con))
+                    .await
+                    .map(|_| ())
+            }
+            Publish::Close => {
+                let mut call = self.scripts.close.key(&keys.open);
+                call.key(&keys.failing)
+                    .key(&keys.lease)
+                    .arg(me)
+                    .arg(&self.channel)
+                    .arg(message(MessageKind::Close));
+                self.timed("close", call.invoke_async::<i64>(con))
+                    .await
+                    .map(|_| ())
+            }
             Publish::Forced {
-                state: f,
+                state,
                 only_if_missing,
-            } => self
-                .timed(
-                    "forced",
-                    self.scripts
-                        .forced
-                        .key(&keys.forced)
-                        .key(&keys.lease)
-                        .arg(f.as_str())
-                        .arg(me)
-                        .arg(&self.channel)
-                        .arg(message(MessageKind::Forced(f)))
-                        .arg(u8::from(only_if_missing))
-                        .invoke_async::<i64>(con),
-                )
-                .await
-                .map(|_| ()),
-            Publish::Reset => self
-                .timed(
-                    "reset",
-                    self.scripts
-                        .reset
-                        .key(&keys.forced)
-                        .key(&keys.open)
-                        .key(&keys.failing)
-                        .key(&keys.lease)
-                        .arg(&self.channel)
-                        .arg(message(MessageKind::Reset))
-                        .invoke_async::<i64>(con),
-                )
-                .await
-                .map(|_| ()),
+            } => {
+                let mut call = self.scripts.forced.key(&keys.forced);
+                call.key(&keys.lease)
+                    .arg(state.as_str())
+                    .arg(me)
+                    .arg(&self.channel)
+                    .arg(message(MessageKind::Forced(state)))
+                    .arg(u8::from(only_if_missing));
+                self.timed("forced", call.invoke_async::<i64>(con))
+                    .await
+                    .map(|_| ())
+            }
+            Publish::Reset => {
+                let mut call = self.scripts.reset.key(&keys.forced);
+                call.key(&keys.open)
+                    .key(&keys.failing)
+                    .key(&keys.lease)
+                    .arg(&self.channel)
+                    .arg(message(MessageKind::Reset));
+                self.timed("reset", call.invoke_async::<i64>(con))
+                    .await
+                    .map(|_| ())
+            }
         }
     }
 
@@ -552,7 +582,7 @@ impl Task {
         &self,
         con: &mut MultiplexedConnection,
         breakers: &[(f64, String)],
-    ) -> Result<Vec<SharedEvent>, String> {
+    ) -> Result<Vec<SharedEvent>, Fail> {
         let mut pipe = redis::pipe();
         for (_, name) in breakers {
             let keys = Keys::new(&self.cfg.key_prefix, name);
@@ -579,8 +609,4 @@ impl Task {
         }
         Ok(out)
     }
-}
-
-fn name_of(id: f64) -> Option<String> {
-    TABLE.lock().name_of(id)
 }
