@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
 import { globalRegistry, CircuitBreakerRegistry, CircuitBreaker, isCircuitOpenError } from '../index.mjs'
-import { REDIS_URL, requireRedis, uniquePrefix, cleanKeys, redisClient, subscriber, until, freePort } from './redis-helper.mjs'
+import { REDIS_URL, requireRedis, uniquePrefix, cleanKeys, redisClient, subscriber, until, freePort, startRedis } from './redis-helper.mjs'
 
 const fail = () => Promise.reject(new Error('upstream 503'))
 let seq = 0
@@ -290,6 +290,43 @@ test('an unreachable Redis: connectShared resolves { connected: false }, sharedS
   } finally {
     await globalRegistry.disconnectShared()
     globalRegistry.off('sharedStateError', onError)
+  }
+})
+
+test('a slow Redis: commands time out (sharedStateError), calls stay local and fast, the open is replayed after the reconnect', async () => {
+  const server = await startRedis(await freePort())
+  const errors = []
+  const connected = []
+  const onError = (e) => errors.push(e)
+  const onConnected = (e) => connected.push(e)
+  globalRegistry.on('sharedStateError', onError)
+  globalRegistry.on('sharedStateConnected', onConnected)
+  const keyPrefix = uniquePrefix('slow')
+  const probe = await redisClient(server.url)
+  try {
+    await globalRegistry.connectShared({ redisUrl: server.url, keyPrefix, commandTimeoutMs: 100 })
+    const name = uniqueName('slow')
+    const b = globalRegistry.getOrCreate(name, { failureThreshold: 1, resetTimeoutMs: 30_000 })
+    const other = globalRegistry.getOrCreate(uniqueName('slow_other'))
+    // Redis stops answering every client for 700 ms.
+    await probe.cmd('CLIENT', 'PAUSE', 700, 'ALL')
+    await b.call(fail).catch(() => {})
+    assert.equal(b.state, 'open')
+    const t0 = performance.now()
+    for (let i = 0; i < 1_000; i++) await other.call(async () => i)
+    const perCallMs = (performance.now() - t0) / 1_000
+    assert.ok(perCallMs < 1, `calls do not wait for Redis (${perCallMs} ms per call)`)
+    await until(() => errors.some((e) => e.operation === 'connection' && /commandTimeoutMs/.test(e.message)), { what: 'the timeout', timeoutMs: 5_000 })
+    await until(() => connected.some((e) => e.reconnect), { what: 'the reconnect', timeoutMs: 10_000 })
+    await until(async () => (await probe.cmd('EXISTS', `${keyPrefix}${name}:open`)) === 1, { what: 'the replayed open' })
+    const pttl = await probe.cmd('PTTL', `${keyPrefix}${name}:open`)
+    assert.ok(pttl > 20_000 && pttl < 30_000, `replayed with the time left (${pttl} ms)`)
+  } finally {
+    await globalRegistry.disconnectShared()
+    globalRegistry.off('sharedStateError', onError)
+    globalRegistry.off('sharedStateConnected', onConnected)
+    probe.close()
+    await server.kill()
   }
 })
 

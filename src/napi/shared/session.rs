@@ -251,14 +251,21 @@ impl Task {
         operation: &'static str,
         fut: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, Fail> {
+        let no_answer = || {
+            Fail::Lost(format!(
+                "{operation}: no answer within commandTimeoutMs ({} ms)",
+                self.timeout.as_millis()
+            ))
+        };
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
+            // The connection's own response timeout (the same length) may fire first.
+            Ok(Err(e)) if e.is_timeout() => Err(no_answer()),
             Ok(Err(e)) => {
                 let message = format!("{operation}: {e}");
                 if e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
-                    || e.is_timeout()
                     || e.is_unrecoverable_error()
                 {
                     Err(Fail::Lost(message))
@@ -266,10 +273,7 @@ impl Task {
                     Err(Fail::Refused { operation, message })
                 }
             }
-            Err(_) => Err(Fail::Lost(format!(
-                "{operation}: no answer within commandTimeoutMs ({} ms)",
-                self.timeout.as_millis()
-            ))),
+            Err(_) => Err(no_answer()),
         }
     }
 
