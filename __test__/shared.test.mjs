@@ -247,6 +247,28 @@ test('one trial fleet-wide: while another instance holds the lease, an elapsed o
   })
 })
 
+test('probeEarly (a passing health check) on a shared breaker waits for the trial lease too', async () => {
+  await withShared('probe', {}, async ({ keyPrefix, redis }) => {
+    const name = uniqueName('probe')
+    const b = globalRegistry.getOrCreate(name, { resetTimeoutMs: 60_000 })
+    const lease = `${keyPrefix}${name}:lease`
+    await redis.cmd('SET', lease, 'other-instance', 'PX', 400)
+    await redis.cmd('PUBLISH', `${keyPrefix}events`, JSON.stringify({ type: 'open', name, instance: 'x', remainingMs: 60_000, votes: 1 }))
+    await until(() => b.state === 'open', { what: 'adoption' })
+    b.probeEarly()
+    assert.equal(b.state, 'open', 'another instance holds the lease: no probe here')
+    // Once the other lease has expired, a probe asks for the lease, and the next one proceeds.
+    await until(
+      async () => {
+        b.probeEarly()
+        return b.state === 'half_open'
+      },
+      { timeoutMs: 5_000, everyMs: 20, what: 'the probe with the lease' },
+    )
+    assert.equal(await redis.cmd('GET', lease), `me-probe`)
+  })
+})
+
 test('a refused command and a malformed message are reported as sharedStateError; the session goes on', async () => {
   await withShared('refused', {}, async ({ keyPrefix, redis, errors }) => {
     const name = uniqueName('refused')

@@ -358,11 +358,14 @@ pub fn breaker_open_for(id: f64, ms: f64, now: f64) -> napi::Result<u32> {
 /// Manual controls: 0 force open, 1 disable, 2 reset, 3 probe early. Returns the new word.
 #[napi(js_name = "breakerControl", catch_unwind)]
 pub fn breaker_control(id: f64, op: u32, now: f64) -> napi::Result<u32> {
-    with(id, |b| {
+    with_named(id, |b, named| {
         match op {
             0 => b.force_open(now),
             1 => b.disable(now),
             2 => b.reset(now),
+            // A shared breaker probes early (a passing health check) only with the fleet's
+            // trial lease; without it, the lease is asked for and a later probe proceeds.
+            _ if named && !shared::may_probe(id, b, now) => None,
             _ => b.probe_early(now),
         };
         b.word()

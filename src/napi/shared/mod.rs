@@ -140,6 +140,30 @@ pub(super) fn gate(id: f64, b: &mut Breaker, now: f64) -> Option<Admission> {
     }
 }
 
+/// Whether a named open breaker may move to half-open before its time (`probeEarly`, a passing
+/// health check): only while this instance holds the trial lease. Otherwise the lease is asked
+/// for (at most one request in flight) and the probe is skipped; the health monitor's next
+/// passing check probes once the lease is here.
+pub(super) fn may_probe(id: f64, b: &Breaker, now: f64) -> bool {
+    if !LIVE.load(Ordering::Acquire) || b.open_until().is_none() {
+        return true;
+    }
+    let decision = LEASES.lock().entry(id.to_bits()).or_default().gate(now);
+    match decision {
+        Gate::Pass => true,
+        Gate::Reject { request, .. } => {
+            if let Some(seq) = request {
+                send(Local::Lease {
+                    id,
+                    seq,
+                    lease_ms: b.config().trial_reclaim_ms(),
+                });
+            }
+            false
+        }
+    }
+}
+
 // ---- for the session task ----
 
 pub(crate) fn set_live(live: bool) {
