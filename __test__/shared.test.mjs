@@ -369,7 +369,7 @@ test('opens in a worker thread are published too (Rust notices every thread\'s t
   })
 })
 
-test('a connected process still exits when its work is done (the event channel is weak)', () => {
+test('a connected process still exits when its work is done (the event channel is weak)', async () => {
   const keyPrefix = uniquePrefix('exit')
   const script = `
     import { globalRegistry } from ${JSON.stringify(new URL('../index.mjs', import.meta.url).href)}
@@ -378,6 +378,7 @@ test('a connected process still exits when its work is done (the event channel i
     console.log(JSON.stringify(r))
   `
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 })
+  await cleanKeys(keyPrefix) // the reset wrote its tombstone
   assert.equal(r.signal, null, 'it exited by itself, not by the timeout')
   assert.equal(r.status, 0, r.stderr)
   assert.equal(JSON.parse(r.stdout).connected, true)

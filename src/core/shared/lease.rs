@@ -191,6 +191,77 @@ mod tests {
         assert!(!l.granted(2, 500.0), "granted once");
     }
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        Gate(f64),
+        Grant(f64),
+        Refuse(f64),
+        Fail,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0.0..3_000.0f64).prop_map(Op::Gate),
+            (1.0..2_000.0f64).prop_map(Op::Grant),
+            (0.0..2_000.0f64).prop_map(Op::Refuse),
+            Just(Op::Fail),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against any interleaving of calls and answers: at most one request is in flight
+        /// (a new one only after an answer, or after REQUEST_STALE_MS), and a call passes only
+        /// under a granted lease that has not run out.
+        #[test]
+        fn one_request_in_flight_and_passes_only_under_a_live_grant(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut l = Lease::new();
+            let mut now = 0.0;
+            // (seq, sent at) of the request still unanswered, and the live grant's end.
+            let mut outstanding: Option<(u64, f64)> = None;
+            let mut held_until: Option<f64> = None;
+            for op in ops {
+                match op {
+                    Op::Gate(dt) => {
+                        now += dt;
+                        match l.gate(now) {
+                            Gate::Pass => {
+                                let until = held_until.expect("passes only with a grant");
+                                proptest::prop_assert!(now < until);
+                            }
+                            Gate::Reject { retry_after_ms, request } => {
+                                proptest::prop_assert!(retry_after_ms >= 0.0);
+                                if let Some(seq) = request {
+                                    if let Some((_, at)) = outstanding {
+                                        proptest::prop_assert!(now - at >= REQUEST_STALE_MS);
+                                    }
+                                    outstanding = Some((seq, now));
+                                    held_until = None;
+                                }
+                            }
+                        }
+                    }
+                    Op::Grant(ms) => {
+                        if let Some((seq, at)) = outstanding.take() {
+                            proptest::prop_assert!(l.granted(seq, ms));
+                            held_until = Some(at + ms);
+                        }
+                    }
+                    Op::Refuse(pttl) => {
+                        if let Some((seq, _)) = outstanding.take() {
+                            l.refused(seq, pttl);
+                        }
+                    }
+                    Op::Fail => {
+                        if let Some((seq, _)) = outstanding.take() {
+                            l.failed(seq);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_request_without_an_answer_is_sent_again() {
         let mut l = Lease::new();
