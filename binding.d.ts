@@ -152,6 +152,16 @@ export declare function cacheStatsFields(): Array<string>
 
 export declare function configFromEnv(env?: object | undefined | null): EnvBreakerOptions
 
+/**
+ * How the first connection attempt went, and (when it worked) the resync of every shared
+ * breaker, which `connectShared` applies before it resolves.
+ */
+export interface ConnectOutcome {
+  connected: boolean
+  instanceId: string
+  events: Array<SharedEvent>
+}
+
 /** The result of `breakerCreate`. */
 export interface CreatedBreaker {
   id: number
@@ -296,6 +306,58 @@ export interface ScheduleEntry {
   service: string
   nextDueAt: number
   running: number
+}
+
+/**
+ * Applies an `adopt` or `resync` event to the named breaker at `now` (its clock). Returns the
+ * breaker's state word afterwards, or 0 when no breaker has that name (any more).
+ */
+export declare function sharedApply(event: SharedEvent, now: number): number
+
+/**
+ * Starts sharing: validates `options` (one `ERR_INVALID_CONFIG` naming every field), starts
+ * the session task, and resolves after the first connection attempt. A failed attempt does not
+ * reject: the task keeps reconnecting with backoff and every breaker runs locally meanwhile.
+ */
+export declare function sharedConnect(options: object, defaultInstanceId: string, onEvent: ((arg: SharedEvent) => void)): Promise<ConnectOutcome>
+
+/**
+ * Stops sharing; resolves once the session has ended (held leases given back, connections
+ * closed). Breakers keep their current state and go on locally.
+ */
+export declare function sharedDisconnect(): Promise<boolean>
+
+/**
+ * An event for the JS layer (on the thread that connected), or the description of one adoption
+ * it hands back to `sharedApply` with the breaker's clock time.
+ */
+export interface SharedEvent {
+  /** `adopt`, `resync`, `connected` or `error`. */
+  kind: string
+  name?: string
+  /** For `adopt`: `open`, `close`, `reset`, `forced_open` or `disabled`. */
+  op?: string
+  /** For `adopt` open: the fleet's remaining open time; for `resync`: the open key's PTTL. */
+  ms?: number
+  /** For `resync`: the forced key's value, if any. */
+  forced?: string
+  /** For `resync` and `adopt` open: the votes behind the fleet's open. */
+  votes?: number
+  /** The instance that caused an adoption; this instance for `connected`. */
+  instance?: string
+  /** For `error`: what failed (`connect`, `connection`, `vote`, `lease`, ...). */
+  operation?: string
+  message?: string
+  /** For `connected`: true when this is a reconnection. */
+  reconnect?: boolean
+}
+
+export declare function sharedStatus(): SharedStatus
+
+/** Whether sharing is on, and whether a Redis session is up now. */
+export interface SharedStatus {
+  active: boolean
+  live: boolean
 }
 
 /**

@@ -115,7 +115,7 @@ export interface StateChangeEvent {
   name: string
   from: CircuitState
   to: CircuitState
-  /** `consecutive_failures`, `failure_rate`, `slow_call_rate`, `trial_failed`, `reset_timeout_elapsed`, `trials_succeeded`, `open_for`, `force_open`, `disable`, `reset`, `health_check_passed` */
+  /** `consecutive_failures`, `failure_rate`, `slow_call_rate`, `trial_failed`, `reset_timeout_elapsed`, `trials_succeeded`, `open_for`, `force_open`, `disable`, `reset`, `health_check_passed`, `shared_state` (adopted from the fleet) */
   cause: string
   /** Clock time of the change. */
   at: number
@@ -189,6 +189,43 @@ export interface CircuitBreakerRegistryEvents {
  * the same native breaker (state, window, metrics) in the main thread and in every worker thread.
  * Other registries hold breakers private to their thread.
  */
+/** `globalRegistry.connectShared(options)`: sharing breakers across instances through Redis. */
+export interface SharedStateOptions {
+  /** `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket`. Required. */
+  redisUrl: string
+  /** Prefix of every key and of the channel (`{prefix}events`). Default `'breakwater:'`. */
+  keyPrefix?: string
+  /** This instance's name in the fleet. Default `<hostname>-<pid>-<random>`. */
+  instanceId?: string
+  /** Instances that must have seen failures within a breaker's `rollingWindowMs` before its open is shared. Default 1. */
+  quorum?: number
+  /** Timeout of each Redis command, in ms (connecting may take twice that, at least 1 s). Default 500. */
+  commandTimeoutMs?: number
+}
+
+/** What `connectShared` resolves with. */
+export interface SharedStateConnection {
+  /** False when Redis was unreachable: the session keeps reconnecting in the background. */
+  connected: boolean
+  instanceId: string
+}
+
+/** A failure of the shared state (`sharedStateError`): Redis unreachable, slow, or a bad message. */
+export interface SharedStateError extends BreakwaterError {
+  code: 'ERR_SHARED_STATE'
+  /** What failed: `connect`, `connection`, `vote`, `close`, `forced`, `reset`, `lease`, `release`, `resync`, `message`. */
+  operation: string
+}
+
+export interface CircuitBreakerRegistryEvents {
+  /** A process-wide breaker was joined with other options than its first creator's (which win). */
+  warning: [{ name: string; message: string; differences: string }]
+  /** The shared state failed; breakers go on locally and the session reconnects with backoff. */
+  sharedStateError: [SharedStateError]
+  /** A Redis session is up (again: `reconnect`), every shared breaker resynchronised. */
+  sharedStateConnected: [{ instanceId: string; reconnect: boolean }]
+}
+
 export declare class CircuitBreakerRegistry extends EventEmitter<CircuitBreakerRegistryEvents> {
   constructor()
   get(name: string): CircuitBreaker<any> | undefined
@@ -199,6 +236,15 @@ export declare class CircuitBreakerRegistry extends EventEmitter<CircuitBreakerR
   readonly size: number
   resetAll(): void
   getAllMetrics(): CircuitBreakerMetrics[]
+  /**
+   * Shares this process's breakers (those of `globalRegistry` only) with the other instances
+   * through Redis. Resolves after the first connection attempt, with every shared breaker
+   * resynchronised when it worked. Rejects with `ERR_INVALID_CONFIG` for bad options and with
+   * `ERR_SHARED_STATE` when this process is already connected; never for an unreachable Redis.
+   */
+  connectShared(options: SharedStateOptions): Promise<SharedStateConnection>
+  /** Stops sharing; breakers keep their state and go on locally. */
+  disconnectShared(): Promise<void>
 }
 
 export declare const globalRegistry: CircuitBreakerRegistry
@@ -216,6 +262,7 @@ export type ErrorCode =
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_DUPLICATE_BREAKER'
   | 'ERR_UNKNOWN_BREAKER'
+  | 'ERR_SHARED_STATE'
   | 'ERR_NATIVE_BINDING_MISSING'
   | 'ERR_INTERNAL'
   | FallbackErrorCode
@@ -227,6 +274,7 @@ export declare const ErrorCodes: {
   readonly INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT'
   readonly DUPLICATE_BREAKER: 'ERR_DUPLICATE_BREAKER'
   readonly UNKNOWN_BREAKER: 'ERR_UNKNOWN_BREAKER'
+  readonly SHARED_STATE: 'ERR_SHARED_STATE'
   readonly NATIVE_BINDING_MISSING: 'ERR_NATIVE_BINDING_MISSING'
   readonly INTERNAL: 'ERR_INTERNAL'
   readonly QUEUE_FULL: 'ERR_QUEUE_FULL'

@@ -197,7 +197,7 @@ test('every bad option is reported in one ERR_INVALID_CONFIG', () => {
         'staleIfErrorMs = "soon"',
         'concurrency = 1.5 (expected an integer from 1 to 10000)',
         'logFallbacks = "yes" (expected true or false)',
-        'persistPath = 7 (expected a string)',
+        'persistPath = 7 (expected a string of 1 to 4096 characters)',
         'registry = 3 (expected an object or null)',
       ]) {
         assert.ok(err.message.includes(part), `${part} in ${err.message}`)

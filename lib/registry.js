@@ -6,6 +6,8 @@ const errors = require('./errors')
 
 let breakerModule = null
 const CircuitBreaker = () => (breakerModule ??= require('./breaker')).CircuitBreaker
+let sharedModule = null
+const shared = () => (sharedModule ??= require('./shared'))
 
 class CircuitBreakerRegistry extends EventEmitter {
   #breakers = new Map()
@@ -79,6 +81,29 @@ class CircuitBreakerRegistry extends EventEmitter {
 
   getAllMetrics() {
     return this.list().map((b) => b.getMetrics())
+  }
+
+  /**
+   * Shares this registry's breakers with the other instances of the fleet through Redis (only
+   * `globalRegistry`, whose breakers are process-wide). Resolves after the first connection
+   * attempt with `{ connected, instanceId }`; when Redis is unreachable it keeps reconnecting
+   * in the background ('sharedStateError', then 'sharedStateConnected'), breakers running
+   * locally meanwhile. Rejects only for bad options (ERR_INVALID_CONFIG) or a second connection.
+   */
+  async connectShared(options) {
+    if (this !== globalRegistry) {
+      throw new errors.BreakwaterError(
+        errors.CODES.INVALID_ARGUMENT,
+        'Only globalRegistry can be shared: its breakers are process-wide by name; other registries stay local',
+      )
+    }
+    return shared().connect(this, options)
+  }
+
+  /** Stops sharing. Breakers keep their state and go on locally. */
+  async disconnectShared() {
+    if (this !== globalRegistry) return
+    await shared().disconnect()
   }
 }
 

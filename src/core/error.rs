@@ -50,6 +50,8 @@ pub enum Error {
     UnknownBreaker {
         name: String,
     },
+    /// The shared state (Redis) refused an operation: already connected, unreachable, ...
+    SharedState(String),
     /// A bug in Breakwater itself (an illegal transition was requested). Never a panic.
     Internal(String),
     /// The retry queue holds `max` items already; nothing queued was dropped.
@@ -90,6 +92,7 @@ impl Error {
             Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
             Error::DuplicateBreaker { .. } => "ERR_DUPLICATE_BREAKER",
             Error::UnknownBreaker { .. } => "ERR_UNKNOWN_BREAKER",
+            Error::SharedState(_) => "ERR_SHARED_STATE",
             Error::Internal(_) => "ERR_INTERNAL",
             Error::QueueFull { .. } => "ERR_QUEUE_FULL",
             Error::QueueDisabled => "ERR_QUEUE_DISABLED",
@@ -130,6 +133,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::UnknownBreaker { name } => write!(f, "No circuit breaker named {name:?}"),
+            Error::SharedState(msg) => write!(f, "Shared state: {msg}"),
             Error::Internal(msg) => write!(f, "Internal error in breakwater: {msg}"),
             Error::QueueFull { max } => write!(
                 f,
@@ -228,5 +232,6 @@ mod tests {
             Error::JournalLocked { path: "p".into() }.code(),
             "ERR_JOURNAL_LOCKED"
         );
+        assert_eq!(Error::SharedState("x".into()).code(), "ERR_SHARED_STATE");
     }
 }

@@ -7,3 +7,4 @@ pub mod fallback;
 pub mod health;
 pub mod options;
 pub mod queue;
+pub mod shared;

@@ -159,23 +159,49 @@ impl Options {
         }
     }
 
-    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+    /// A string of `min_chars..=max_chars` characters; `null` counts as absent when `nullable`.
+    pub fn text(
+        &mut self,
+        key: &str,
+        min_chars: usize,
+        max_chars: usize,
+        nullable: bool,
+    ) -> Option<String> {
+        let expected = if min_chars == 0 {
+            format!("a string of at most {max_chars} characters")
+        } else {
+            format!("a string of {min_chars} to {max_chars} characters")
+        };
         match self.take(key)? {
-            Value::Bool(b) => Some(b),
+            Value::Null if nullable => None,
+            Value::Text(s) => {
+                let n = s.chars().count();
+                if n >= min_chars && n <= max_chars {
+                    Some(s)
+                } else {
+                    self.issue(key, Value::Text(s).describe(), expected);
+                    None
+                }
+            }
             other => {
-                self.issue(key, other.describe(), "true or false");
+                self.issue(key, other.describe(), expected);
                 None
             }
         }
     }
 
-    /// A string; `null` counts as absent when `nullable`.
-    pub fn text(&mut self, key: &str, nullable: bool) -> Option<String> {
+    /// Whether `key` is given (and not `undefined`), without marking it as known.
+    pub fn given(&self, key: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, v, _)| k == key && *v != Value::Undefined)
+    }
+
+    pub fn boolean(&mut self, key: &str) -> Option<bool> {
         match self.take(key)? {
-            Value::Text(s) => Some(s),
-            Value::Null if nullable => None,
+            Value::Bool(b) => Some(b),
             other => {
-                self.issue(key, other.describe(), "a string");
+                self.issue(key, other.describe(), "true or false");
                 None
             }
         }
@@ -339,13 +365,19 @@ mod tests {
             ("c", Value::Number(1.0)),
             ("d", Value::Null),
         ]);
-        assert_eq!(o.text("a", false), Some("x".to_string()));
-        assert_eq!(o.text("b", true), None);
-        assert_eq!(o.text("c", true), None);
-        assert_eq!(o.text("d", false), None);
+        assert_eq!(o.text("a", 0, 100, false), Some("x".to_string()));
+        assert_eq!(o.text("b", 0, 100, true), None);
+        assert_eq!(o.text("c", 0, 100, true), None);
+        assert_eq!(o.text("d", 0, 100, false), None);
         let msg = o.finish(&["a", "b", "c", "d"]).unwrap_err().to_string();
-        assert!(msg.contains("c = 1 (expected a string)"), "{msg}");
-        assert!(msg.contains("d = null (expected a string)"), "{msg}");
+        assert!(
+            msg.contains("c = 1 (expected a string of at most 100 characters)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("d = null (expected a string of at most 100 characters)"),
+            "{msg}"
+        );
         assert!(!msg.contains("b = null"), "{msg}");
     }
 }

@@ -13,6 +13,7 @@ use crate::core::env::breaker_env;
 use super::error::to_js;
 use super::options::{entries, env_lookup};
 use super::page;
+use super::shared;
 use super::table::{self, Created, TABLE};
 
 fn settle_kind(how: u32) -> Settle {
@@ -115,19 +116,30 @@ fn write_metrics(m: &Metrics, out: &mut [f64]) {
 
 /// Runs `f` on the breaker with this id; `None` if it was dropped (never for a live JS object).
 fn with<T>(id: f64, f: impl FnOnce(&mut Breaker) -> T) -> Option<T> {
-    let cell = TABLE.lock().get(id)?.clone();
+    with_named(id, |b, _| f(b))
+}
+
+/// `with`, also telling `f` whether the breaker is named (process-wide, so shared through Redis).
+fn with_named<T>(id: f64, f: impl FnOnce(&mut Breaker, bool) -> T) -> Option<T> {
+    let (cell, named) = {
+        let table = TABLE.lock();
+        let (cell, named) = table.get_named(id)?;
+        (cell.clone(), named)
+    };
     let mut b = cell.lock();
     let before = b.word();
-    let out = f(&mut b);
+    let out = f(&mut b, named);
     publish_if_changed(id, &b, before);
     Some(out)
 }
 
-/// Publishes a changed state to every thread's page (under the breaker's lock).
-fn publish_if_changed(id: f64, b: &Breaker, before: u32) {
+/// Publishes a changed state to every thread's page, and to the fleet when shared (under the
+/// breaker's lock).
+pub(super) fn publish_if_changed(id: f64, b: &Breaker, before: u32) {
     let after = b.word();
     if after != before {
         page::publish(table::slot_of(id), after, b.open_until());
+        shared::after_change(id, b);
     }
 }
 
@@ -188,7 +200,12 @@ pub fn breaker_create(
             )))
         })?;
     let (id, shared, conflict) = match created {
-        Created::New(id) => (id, false, None),
+        Created::New(id) => {
+            if shared_name.is_some() {
+                shared::after_create(id);
+            }
+            (id, false, None)
+        }
         Created::Existing(id, cell) => {
             let theirs = cell.lock().config().clone();
             let conflict = (theirs != cfg).then(|| describe_difference(&theirs, &cfg));
@@ -286,7 +303,15 @@ pub fn breaker_word(id: f64) -> u32 {
 /// `-1 - retryAfterMs`, or `-Infinity` when no time can be given (forced open).
 #[napi(js_name = "breakerAcquire", catch_unwind)]
 pub fn breaker_acquire(id: f64, now: f64) -> f64 {
-    let admission = with(id, |b| b.acquire(now).0);
+    // A shared breaker whose open time is up goes half-open only with the fleet's trial lease.
+    let admission = with_named(id, |b, named| {
+        if named {
+            if let Some(reject) = shared::gate(id, b, now) {
+                return reject;
+            }
+        }
+        b.acquire(now).0
+    });
     match admission {
         Some(Admission::Permit { word, trial }) => {
             f64::from(word) + f64::from(trial) * 4_294_967_296.0
@@ -333,11 +358,14 @@ pub fn breaker_open_for(id: f64, ms: f64, now: f64) -> napi::Result<u32> {
 /// Manual controls: 0 force open, 1 disable, 2 reset, 3 probe early. Returns the new word.
 #[napi(js_name = "breakerControl", catch_unwind)]
 pub fn breaker_control(id: f64, op: u32, now: f64) -> napi::Result<u32> {
-    with(id, |b| {
+    with_named(id, |b, named| {
         match op {
             0 => b.force_open(now),
             1 => b.disable(now),
             2 => b.reset(now),
+            // A shared breaker probes early (a passing health check) only with the fleet's
+            // trial lease; without it, the lease is asked for and a later probe proceeds.
+            _ if named && !shared::may_probe(id, b, now) => None,
             _ => b.probe_early(now),
         };
         b.word()

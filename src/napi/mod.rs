@@ -10,4 +10,5 @@ mod health;
 mod options;
 mod page;
 mod queue;
+mod shared;
 mod table;

@@ -120,6 +120,42 @@ impl Table {
         }
     }
 
+    /// The breaker with this id, and whether it is named (process-wide, so shared).
+    pub fn get_named(&self, id: f64) -> Option<(&Cell, bool)> {
+        let (slot, generation) = split(id);
+        let s = self.slots.get(slot)?;
+        if s.generation != generation {
+            return None;
+        }
+        Some((s.cell.as_ref()?, s.name.is_some()))
+    }
+
+    /// The name of a live named breaker.
+    pub fn name_of(&self, id: f64) -> Option<String> {
+        let (slot, generation) = split(id);
+        let s = self.slots.get(slot)?;
+        if s.generation != generation || s.cell.is_none() {
+            return None;
+        }
+        s.name.clone()
+    }
+
+    /// The live breaker of that name, with its id.
+    pub fn find_named(&self, name: &str) -> Option<(f64, Cell)> {
+        let id = *self.named.as_ref()?.get(name)?;
+        Some((id, self.get(id)?.clone()))
+    }
+
+    /// Every live named breaker, as `(id, name)`.
+    pub fn named(&self) -> Vec<(f64, String)> {
+        self.named
+            .iter()
+            .flatten()
+            .filter(|(_, id)| self.get(**id).is_some())
+            .map(|(name, id)| (*id, name.clone()))
+            .collect()
+    }
+
     /// Drops one reference; the breaker goes when the last one does.
     pub fn release(&mut self, id: f64) {
         if self.get(id).is_none() {

@@ -1,6 +1,7 @@
 //! One circuit breaker: the state machine, its window and its statistics. Every method takes
 //! `now`; none reads a clock. Methods return what changed, and the caller emits events.
 
+pub mod adopt;
 pub mod config;
 pub mod policy;
 pub mod state;
@@ -10,6 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::core::error::{ConfigIssue, Error, Result};
 use crate::core::options::{fmt_num, MAX_DURATION_MS};
+pub use adopt::Adopt;
 pub use config::BreakerConfig;
 pub use state::{Cause, State, StateKind, Transition, Trial};
 use window::{ms_to_us, new_histogram, summarize, Counts, Latency, Outcome, Window};

@@ -81,6 +81,9 @@ pub enum Cause {
     Reset,
     /// A health check passed while the circuit was open (the health monitor's link).
     HealthCheckPassed,
+    /// Adopted from the fleet through the shared state (Redis): another instance opened,
+    /// closed, forced or reset this breaker. Such transitions are never published back.
+    SharedState,
 }
 
 impl Cause {
@@ -97,6 +100,7 @@ impl Cause {
             Cause::Disable => "disable",
             Cause::Reset => "reset",
             Cause::HealthCheckPassed => "health_check_passed",
+            Cause::SharedState => "shared_state",
         }
     }
 }
@@ -113,7 +117,8 @@ pub struct Transition {
 }
 
 /// The table of legal transitions. Automatic causes move along the closed → open →
-/// half-open → closed cycle only; manual controls may move from any state to their target.
+/// half-open → closed cycle only; manual controls may move from any state to their target, and
+/// so may the fleet's shared state (but never into half-open: trials are decided locally).
 pub fn is_legal(from: StateKind, to: StateKind, cause: Cause) -> bool {
     use StateKind::*;
     match cause {
@@ -127,6 +132,7 @@ pub fn is_legal(from: StateKind, to: StateKind, cause: Cause) -> bool {
         Cause::ForceOpen => to == ForcedOpen,
         Cause::Disable => to == Disabled,
         Cause::Reset => to == Closed,
+        Cause::SharedState => matches!(to, Open | Closed | ForcedOpen | Disabled),
     }
 }
 
@@ -167,6 +173,10 @@ mod tests {
             assert!(is_legal(from, Disabled, Cause::Disable));
             assert!(is_legal(from, Open, Cause::OpenFor));
             assert!(!is_legal(from, HalfOpen, Cause::Reset));
+            for to in [Open, Closed, ForcedOpen, Disabled] {
+                assert!(is_legal(from, to, Cause::SharedState), "{from:?} -> {to:?}");
+            }
+            assert!(!is_legal(from, HalfOpen, Cause::SharedState));
         }
     }
 

@@ -188,7 +188,7 @@ impl FallbackConfig {
         if let Some(v) = o.boolean("logFallbacks") {
             self.log_fallbacks = v;
         }
-        if let Some(v) = o.text("persistPath", true) {
+        if let Some(v) = o.text("persistPath", 1, 4_096, true) {
             if v.is_empty() || v.contains('\0') {
                 o.issue(
                     "persistPath",
