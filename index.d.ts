@@ -199,6 +199,7 @@ export type ErrorCode =
   | 'ERR_UNKNOWN_BREAKER'
   | 'ERR_NATIVE_BINDING_MISSING'
   | 'ERR_INTERNAL'
+  | 'ERR_ALL_PROVIDERS_UNAVAILABLE'
 
 export declare const ErrorCodes: {
   readonly CIRCUIT_OPEN: 'ERR_CIRCUIT_OPEN'
@@ -209,6 +210,7 @@ export declare const ErrorCodes: {
   readonly UNKNOWN_BREAKER: 'ERR_UNKNOWN_BREAKER'
   readonly NATIVE_BINDING_MISSING: 'ERR_NATIVE_BINDING_MISSING'
   readonly INTERNAL: 'ERR_INTERNAL'
+  readonly ALL_PROVIDERS_UNAVAILABLE: 'ERR_ALL_PROVIDERS_UNAVAILABLE'
 }
 
 export declare class BreakwaterError extends Error {

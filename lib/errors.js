@@ -20,6 +20,8 @@ const CODES = Object.freeze({
   UNKNOWN_BREAKER: 'ERR_UNKNOWN_BREAKER',
   NATIVE_BINDING_MISSING: 'ERR_NATIVE_BINDING_MISSING',
   INTERNAL: 'ERR_INTERNAL',
+  // breakwater/providers: no provider could serve a call; `retryAfterMs` says when one might.
+  ALL_PROVIDERS_UNAVAILABLE: 'ERR_ALL_PROVIDERS_UNAVAILABLE',
 })
 
 /**
@@ -87,6 +89,7 @@ function hasCode(err, code) {
 
 const isCircuitOpenError = (err) => hasCode(err, CODES.CIRCUIT_OPEN)
 const isCallTimeoutError = (err) => hasCode(err, CODES.CALL_TIMEOUT)
+const isAllProvidersUnavailableError = (err) => hasCode(err, CODES.ALL_PROVIDERS_UNAVAILABLE)
 const isBreakwaterError = (err) =>
   err !== null && typeof err === 'object' && typeof err.code === 'string' && Object.values(CODES).includes(err.code)
 
@@ -118,6 +121,7 @@ module.exports = {
   native,
   isCircuitOpenError,
   isCallTimeoutError,
+  isAllProvidersUnavailableError,
   isBreakwaterError,
   invalidArgument,
   invalidConfig,

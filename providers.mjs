@@ -1,0 +1,16 @@
+// The ESM `breakwater/providers` entry point: the same objects as the CommonJS one.
+import cjs from './providers.js'
+
+export const {
+  OpenAICircuitBreaker,
+  AnthropicCircuitBreaker,
+  GeminiCircuitBreaker,
+  setupOpenAIHealthCheck,
+  setupAnthropicHealthCheck,
+  setupGeminiHealthCheck,
+  DEFAULT_MODEL_MAP,
+  ERROR_KINDS,
+  classifyProviderError,
+  isAllProvidersUnavailableError,
+} = cjs
+export default cjs
