@@ -17,7 +17,8 @@ import { GoogleGenAI } from '@google/genai'
  *   hold                          a Promise awaited before anything is sent
  *   drop                          destroy the connection without a response
  *   failAfter: n                  streams: after n text deltas, fail as `failWith` says
- *   failWith                      'drop' (destroy the socket) or an error object for an error event
+ *   failWith                      'drop' (close the socket mid-body) or an error object for an error event
+ *   failGate                      a Promise awaited before failing (say, until the client has the first chunk)
  *   finishReason, usage, model    override the answer's fields
  */
 export async function startFake(kind) {
@@ -32,6 +33,8 @@ export async function startFake(kind) {
     req.on('end', () => {
       const url = new URL(req.url, 'http://x')
       const record = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body: raw ? JSON.parse(raw) : undefined }
+      // Resolves when the connection of this request closes (the client let go of it).
+      record.closed = new Promise((resolve) => res.on('close', resolve))
       requests.push(record)
       for (const a of arrivals.splice(0)) a()
       const reply = script.length > 0 ? script.shift() : {}
@@ -99,18 +102,20 @@ async function serve(kind, record, reply, req, res) {
   const wire = WIRE[kind]
   for (const e of wire.streamStart(model)) res.write(e)
   for (let i = 0; i < chunks.length; i++) {
-    if (reply.failAfter === i) return fail(kind, reply.failWith, req, res)
+    if (reply.failAfter === i) return fail(kind, reply.failWith, req, res, reply.failGate)
     if (reply.gates?.[i]) await reply.gates[i]
     res.write(wire.delta(model, chunks[i]))
   }
-  if (reply.failAfter === chunks.length) return fail(kind, reply.failWith, req, res)
+  if (reply.failAfter === chunks.length) return fail(kind, reply.failWith, req, res, reply.failGate)
   for (const e of wire.streamEnd(model, reply, record)) res.write(e)
   res.end()
 }
 
-function fail(kind, how, req, res) {
+async function fail(kind, how, req, res, gate) {
+  if (gate) await gate
   if (how === 'drop' || how === undefined) {
-    req.socket.destroy()
+    // End the connection after what was written, in the middle of the chunked body.
+    req.socket.end()
     return
   }
   res.write(WIRE[kind].errorEvent(how))
