@@ -19,7 +19,7 @@ const GEMINI_FINISH = {
 }
 
 /** The per-request options of the openai and Anthropic SDKs for a health check. */
-const requestOptions = (timeoutMs) => (timeoutMs === undefined ? { maxRetries: 0 } : { maxRetries: 0, timeout: timeoutMs })
+const requestOptions = ({ timeoutMs, signal }) => ({ maxRetries: 0, ...(timeoutMs !== undefined && { timeout: timeoutMs }), ...(signal && { signal }) })
 
 const usage = (inputTokens, outputTokens) => ({ inputTokens: inputTokens ?? 0, outputTokens: outputTokens ?? 0 })
 
@@ -62,8 +62,8 @@ const openai = {
   },
   result: openaiResult,
   chunks: openaiChunks,
-  async healthCheck(client, timeoutMs) {
-    const page = await client.models.list(requestOptions(timeoutMs))
+  async healthCheck(client, options) {
+    const page = await client.models.list(requestOptions(options))
     return { models: Array.isArray(page?.data) ? page.data.length : undefined }
   },
 }
@@ -136,8 +136,8 @@ const anthropic = {
   },
   result: anthropicResult,
   chunks: anthropicChunks,
-  async healthCheck(client, timeoutMs) {
-    const page = await client.models.list({ limit: 1 }, requestOptions(timeoutMs))
+  async healthCheck(client, options) {
+    const page = await client.models.list({ limit: 1 }, requestOptions(options))
     return { models: Array.isArray(page?.data) ? page.data.length : undefined }
   },
 }
@@ -205,10 +205,9 @@ const gemini = {
   },
   result: geminiResult,
   chunks: geminiChunks,
-  async healthCheck(client, timeoutMs) {
-    const pager = await client.models.list({
-      config: { pageSize: 1, httpOptions: { ...(timeoutMs !== undefined && { timeout: timeoutMs }), retryOptions: { attempts: 1 } } },
-    })
+  async healthCheck(client, { timeoutMs, signal }) {
+    const httpOptions = { ...(timeoutMs !== undefined && { timeout: timeoutMs }), retryOptions: { attempts: 1 } }
+    const pager = await client.models.list({ config: { pageSize: 1, httpOptions, ...(signal && { abortSignal: signal }) } })
     return { models: typeof pager?.pageLength === 'number' ? pager.pageLength : undefined }
   },
 }

@@ -31,7 +31,8 @@ function setupHealthCheck(provider, fnName, owner, monitor, options) {
   serviceOptions.breaker ??= target.breaker.name
   const timeoutMs = serviceOptions.checkTimeoutMs
   const adapter = ADAPTERS[provider]
-  const check = async () => ({ ok: true, details: await adapter.healthCheck(target.client, timeoutMs) })
+  // The monitor aborts `signal` when the check times out; the request is aborted with it.
+  const check = async (context) => ({ ok: true, details: await adapter.healthCheck(target.client, { timeoutMs, signal: context?.signal }) })
   monitor.registerService(target.breaker.name, check, serviceOptions)
   return { service: target.breaker.name, check }
 }
