@@ -374,6 +374,20 @@ test("the caller's abort neither counts nor fails over", async (t) => {
   assert.equal(before.name, 'AbortError')
 })
 
+test("Gemini's config.abortSignal is the caller's signal: an abort there does not fail over", async (t) => {
+  const { ai, fakes, breakers, events } = await setup(t, { primary: 'gemini' })
+  fakes.gemini.reply({ hold: never })
+  const controller = new AbortController()
+  const pending = ai.generateContent({ model: 'gemini-2.5-flash', contents: 'hi', config: { abortSignal: controller.signal } })
+  await fakes.gemini.received(1)
+  controller.abort()
+  const err = await pending.then(assert.fail, (e) => e)
+  assert.equal(err.name, 'AbortError')
+  assert.deepEqual(events, [])
+  assert.equal(fakes.openai.requests.length, 0)
+  assert.equal(counts(breakers.gemini).failed, 0)
+})
+
 test("an operator's forced-open circuit is skipped, and a 429 does not end a disabled breaker's pass-through", async (t) => {
   const { ai, fakes, breakers, events } = await setup(t)
   breakers.openai.forceOpen()

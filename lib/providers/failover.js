@@ -281,8 +281,10 @@ class ProviderChain {
         yield this._decorate(target, strip(r.value), r.value.raw)
       }
     } finally {
-      // The consumer stopped early, or the stream failed: release the connection.
+      // The consumer stopped early, or the stream failed: release the connection, and let the
+      // SDK's iterator run its own cleanup.
       value.controller.abort()
+      iterator.return?.().catch(() => {})
     }
   }
 

@@ -123,6 +123,13 @@ class LlmBreaker extends EventEmitter {
   }
 }
 
+/** @google/genai takes its abort signal in `config.abortSignal`: it is the caller's signal too. */
+function geminiCallOptions(request, options) {
+  const signal = request?.config?.abortSignal
+  if (options?.signal !== undefined || !(signal instanceof AbortSignal)) return options
+  return { ...options, signal }
+}
+
 const OPENAI_REQUIRED = [['model', 'string'], ['messages', 'array']]
 const ANTHROPIC_REQUIRED = [['model', 'string'], ['messages', 'array']]
 const GEMINI_REQUIRED = [['model', 'string']]
@@ -169,12 +176,12 @@ class GeminiCircuitBreaker extends LlmBreaker {
 
   /** Content in @google/genai's `models.generateContent` request format. */
   generateContent(request, options) {
-    return this._complete(request, options, GEMINI_REQUIRED)
+    return this._complete(request, geminiCallOptions(request, options), GEMINI_REQUIRED)
   }
 
   /** The same, streamed: an async iterable of chunks. */
   generateContentStream(request, options) {
-    return this._stream(request, options, GEMINI_REQUIRED)
+    return this._stream(request, geminiCallOptions(request, options), GEMINI_REQUIRED)
   }
 }
 
