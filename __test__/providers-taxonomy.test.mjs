@@ -40,6 +40,7 @@ const CASES = [
   ['gemini', 'its own timeout (an AbortError the caller did not ask for)', new DOMException('This operation was aborted', 'AbortError'), { kind: 'timeout', ...FAILURE }],
   ['openai', "breakwater's callTimeoutMs", Object.assign(new Error('timed out'), { code: 'ERR_CALL_TIMEOUT' }), { kind: 'timeout', ...FAILURE }],
   ['anthropic', 'a connection dropped mid-body', new TypeError('terminated', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }), { kind: 'connection', ...FAILURE }],
+  ['openai', 'a body cut short under node-fetch (openai 4)', Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }), { kind: 'connection', ...FAILURE }],
   // 408 and 5xx: failure, fail over
   ['openai', '408', openai(408, { message: 'timeout', type: 'timeout' }), { kind: 'timeout', ...FAILURE }],
   ['openai', '500', openai(500, { message: 'oops', type: 'server_error' }), { kind: 'server_error', ...FAILURE }],
