@@ -9,10 +9,104 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeCache {
+  constructor(options?: object | undefined | null, env?: object | undefined | null)
+  options(): ResolvedFallbackOptions
+  /** The fresh value, or null. Values are stored as set: the JS layer's encoding. */
+  get(service: string, key: string, now: number): string | null
+  /**
+   * Like `get`, but a stale value (within `staleIfErrorMs`) answers too; writes
+   * `[stale (0 or 1), ageMs, expiresAt]` into `out`.
+   */
+  lookup(service: string, key: string, now: number, out: Float64Array): string | null
+  /**
+   * Stores `text` for `ttlMs`, behind the character `tag` unless it is 0 (the JS layer's
+   * encoding: JSON as it is, a raw string behind a tag); false when it is larger than the
+   * whole byte budget.
+   */
+  set(service: string, key: string, text: string, tag: number, ttlMs: number, now: number): boolean
+  remove(service: string, key: string): boolean
+  removeService(service: string): number
+  clear(): number
+  /** Writes the counters into `out` in `STATS_FIELDS` order. */
+  stats(out: Float64Array): void
+}
+
+export declare class NativeHealthMonitor {
+  /** Validates the monitor's own options (all host-only: `clock`, `registry`). */
+  constructor(options?: object | undefined | null)
+  /**
+   * Validates a service's options over the environment defaults read from `env`, and adds
+   * the service; returns its id. Throws one `ERR_INVALID_CONFIG` naming every problem.
+   */
+  register(options: object | undefined | null, env: object | undefined | null, now: number): number
+  options(id: number): ResolvedHealthOptions | null
+  unregister(id: number): boolean
+  restartSchedule(now: number): void
+  /** The checks due at `now`, each now in flight: `[id, token, id, token, ...]`. */
+  takeDue(now: number): Array<number>
+  /** When to call `takeDue` next (clock ms), or NaN with no services. */
+  nextWake(): number
+  /** Starts a check outside the schedule: its token, or 0 when one is already in flight. */
+  begin(id: number): number
+  /** Records a check's result; returns its packed effect (see `pack`). */
+  finish(id: number, token: number, ok: boolean, latencyMs: number, now: number): number
+  /** Writes one service's health into `out` in `HEALTH_FIELDS` order; false if unknown. */
+  health(id: number, now: number, out: Float64Array): boolean
+  /**
+   * Writes the summary into `out`: the overall status and the counts (total, healthy,
+   * degraded, unhealthy, unknown), then every service's health, one record of
+   * `HEALTH_FIELDS` after another, as many as fit. Returns the number of services.
+   */
+  summary(now: number, out: Float64Array): number
+}
+
 export declare class NativeManualClock {
   constructor(startMs: number)
   set(ms: number): void
   now(): number
+}
+
+export declare class NativeQueue {
+  /**
+   * Validates the options, and with `persistPath` opens and replays the journal.
+   * `onCommit(seq, error)` hears of every durable group of journal records.
+   */
+  constructor(options: object | undefined | null, env: object | undefined | null, now: number, onCommit: (arg0: number, arg1?: string | undefined | null) => void)
+  options(): ResolvedFallbackOptions
+  replayReport(): NativeReplayReport
+  /** What every id of this queue starts with. */
+  get idPrefix(): string
+  /**
+   * Adds an item (`operation` and JSON `payload`, or neither for a function item); returns
+   * its number and writes `[existing (0 or 1), journal seq to wait for]` into `out`.
+   */
+  enqueue(service: string, operation: string | undefined | null, payload: string | undefined | null, key: string | undefined | null, now: number, out: Float64Array): number
+  schedule(): Array<ScheduleEntry>
+  /** When the next queued item expires: NaN for never, -Infinity for now. */
+  nextExpiry(): number
+  peek(service: string, now: number): QueueItem | null
+  /** Starts an attempt; returns its number (from 1). */
+  start(num: number, now: number): number
+  complete(num: number, now: number): void
+  fail(num: number, error: string, now: number): FailOutcome
+  defer(num: number, dueAt: number, reason: string): void
+  /** Dead-letters expired items; returns them. */
+  expire(now: number): Array<QueueItem>
+  /** The dead letter with this number, if any. */
+  deadLetter(num: number): QueueItem | null
+  list(service?: string | undefined | null): Array<QueueItem>
+  deadLetters(): Array<QueueItem>
+  clearDeadLetters(): number
+  metrics(): NativeQueueMetrics
+  /** Rewrites the journal as a snapshot of the state (no-op in memory). */
+  compact(): void
+  /** Writes and syncs the journal on this thread; returns the durable sequence number. */
+  flushSync(): number
+  /** The last durable sequence number. */
+  committed(): number
+  /** Flushes and releases the journal; later enqueues fail with `ERR_QUEUE_CLOSED`. */
+  close(): number
 }
 
 /**
@@ -54,6 +148,8 @@ export declare function breakerSettle(id: number, word: number, trial: number, h
 /** The state word (epoch and state); 0 for an unknown id. */
 export declare function breakerWord(id: number): number
 
+export declare function cacheStatsFields(): Array<string>
+
 export declare function configFromEnv(env?: object | undefined | null): EnvBreakerOptions
 
 /** The result of `breakerCreate`. */
@@ -74,6 +170,13 @@ export interface EnvBreakerOptions {
   enabled?: boolean
 }
 
+export interface FailOutcome {
+  dead: boolean
+  reason?: string
+  nextAttemptAt: number
+  delayMs: number
+}
+
 /**
  * Applies a batch of outcomes recorded by the JS layer: `count` entries of five numbers
  * `(breaker id, word, how, latencyMs, endMs)`, where `how` is 0 success, 1 failure, 2 timeout,
@@ -82,7 +185,43 @@ export interface EnvBreakerOptions {
  */
 export declare function flushBatch(buf: Float64Array, count: number): number
 
+/** The alert type names, by bit. */
+export declare function healthAlertTypes(): Array<string>
+
+/** Whether `HealthMonitor.start()` should run, from `HEALTH_CHECK_ENABLED` in `env`. */
+export declare function healthCheckEnabled(env?: object | undefined | null): boolean
+
+export declare function healthFields(): Array<string>
+
+/** The status names, by code. */
+export declare function healthStatusNames(): Array<string>
+
 export declare function metricsFields(): Array<string>
+
+export interface NativeQueueMetrics {
+  queued: number
+  running: number
+  deadLetters: number
+  rememberedKeys: number
+  enqueued: number
+  deduplicated: number
+  rejectedFull: number
+  attempts: number
+  completed: number
+  failedAttempts: number
+  deadLettered: number
+  compactions: number
+  journalBytes: number
+  journalFailed: boolean
+}
+
+export interface NativeReplayReport {
+  records: number
+  tornBytes: number
+  items: number
+  deadLetters: number
+  interrupted: number
+}
 
 export declare function nativeStats(): NativeStats
 
@@ -93,6 +232,57 @@ export interface NativeStats {
   pages: number
 }
 
+/** An item as the JS layer sees it. `num` is the number inside `id`, for calls back here. */
+export interface QueueItem {
+  num: number
+  id: string
+  service: string
+  operation?: string
+  /** JSON text. */
+  payload?: string
+  idempotencyKey?: string
+  attempts: number
+  enqueuedAt: number
+  nextAttemptAt: number
+  lastError?: string
+  running: boolean
+  deadAt?: number
+  reason?: string
+}
+
+/** Every fallback option after defaults and the environment, for the JS layer. */
+export interface ResolvedFallbackOptions {
+  cacheEnabled: boolean
+  cacheTtlMs: number
+  cacheMaxEntries: number
+  cacheMaxBytes: number
+  staleIfErrorMs: number
+  queueEnabled: boolean
+  maxQueueSize: number
+  queueTtlMs: number
+  autoRetryEnabled: boolean
+  maxRetryAttempts: number
+  retryDelayMs: number
+  retryBackoffMultiplier: number
+  retryJitterRatio: number
+  concurrency: number
+  idempotencyRetentionMs: number
+  logFallbacks: boolean
+  persistPath?: string
+}
+
+/** The resolved options the JS layer needs. */
+export interface ResolvedHealthOptions {
+  checkIntervalMs: number
+  checkTimeoutMs: number
+  latencyWarningMs: number
+  latencyCriticalMs: number
+  errorRateWarning: number
+  errorRateCritical: number
+  historySize: number
+  alertCooldownMs: number
+}
+
 /** The resolved options the JS layer needs on its side of the hot path. */
 export interface ResolvedOptions {
   callTimeoutMs?: number
@@ -100,6 +290,12 @@ export interface ResolvedOptions {
   resetTimeoutMs: number
   rollingWindowMs: number
   halfOpenMaxCalls: number
+}
+
+export interface ScheduleEntry {
+  service: string
+  nextDueAt: number
+  running: number
 }
 
 /**

@@ -835,7 +835,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeCache = nativeBinding.NativeCache
+module.exports.NativeHealthMonitor = nativeBinding.NativeHealthMonitor
 module.exports.NativeManualClock = nativeBinding.NativeManualClock
+module.exports.NativeQueue = nativeBinding.NativeQueue
 module.exports.breakerAcquire = nativeBinding.breakerAcquire
 module.exports.breakerControl = nativeBinding.breakerControl
 module.exports.breakerCreate = nativeBinding.breakerCreate
@@ -847,8 +850,13 @@ module.exports.breakerOpenUntil = nativeBinding.breakerOpenUntil
 module.exports.breakerOptions = nativeBinding.breakerOptions
 module.exports.breakerSettle = nativeBinding.breakerSettle
 module.exports.breakerWord = nativeBinding.breakerWord
+module.exports.cacheStatsFields = nativeBinding.cacheStatsFields
 module.exports.configFromEnv = nativeBinding.configFromEnv
 module.exports.flushBatch = nativeBinding.flushBatch
+module.exports.healthAlertTypes = nativeBinding.healthAlertTypes
+module.exports.healthCheckEnabled = nativeBinding.healthCheckEnabled
+module.exports.healthFields = nativeBinding.healthFields
+module.exports.healthStatusNames = nativeBinding.healthStatusNames
 module.exports.metricsFields = nativeBinding.metricsFields
 module.exports.nativeStats = nativeBinding.nativeStats
 module.exports.statePage = nativeBinding.statePage

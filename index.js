@@ -4,6 +4,10 @@
 const { CircuitBreaker, Permit } = require('./lib/breaker')
 const { CircuitBreakerRegistry, globalRegistry } = require('./lib/registry')
 const { ManualClock, systemClock } = require('./lib/clock')
+const { HealthMonitor, globalMonitor } = require('./lib/health')
+const { FallbackHandler } = require('./lib/fallback')
+const { FallbackCache } = require('./lib/cache')
+const { RequestQueue } = require('./lib/queue')
 const errors = require('./lib/errors')
 const native = require('./lib/native')
 
@@ -22,10 +26,17 @@ module.exports = {
   systemClock,
   Permit,
   configFromEnv,
+  HealthMonitor,
+  globalMonitor,
   BreakwaterError: errors.BreakwaterError,
   CircuitOpenError: errors.CircuitOpenError,
   ErrorCodes: errors.CODES,
   isCircuitOpenError: errors.isCircuitOpenError,
   isCallTimeoutError: errors.isCallTimeoutError,
   isBreakwaterError: errors.isBreakwaterError,
+  FallbackHandler,
+  FallbackCache,
+  RequestQueue,
+  isQueueFullError: errors.isQueueFullError,
+  isNotSerializableError: errors.isNotSerializableError,
 }

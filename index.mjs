@@ -9,11 +9,18 @@ export const {
   systemClock,
   Permit,
   configFromEnv,
+  HealthMonitor,
+  globalMonitor,
   BreakwaterError,
   CircuitOpenError,
   ErrorCodes,
   isCircuitOpenError,
   isCallTimeoutError,
   isBreakwaterError,
+  FallbackHandler,
+  FallbackCache,
+  RequestQueue,
+  isQueueFullError,
+  isNotSerializableError,
 } = cjs
 export default cjs

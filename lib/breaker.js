@@ -303,6 +303,18 @@ class CircuitBreaker extends EventEmitter {
     return new Permit(this, w, (p - w) / TWO_32, t0)
   }
 
+  /**
+   * @internal `tryAcquire()` for the Express middleware: a refusal returns the CircuitOpenError
+   * (with its `retryAfterMs`, which a null would lose) instead of null.
+   */
+  _permitOrRejection() {
+    const t0 = this._now()
+    const p = this._acquire(t0)
+    if (p < 0) return this._announceReject(p === -Infinity ? null : -p - 1)
+    const w = p % TWO_32
+    return new Permit(this, w, (p - w) / TWO_32, t0)
+  }
+
   /** @returns a permit packed as `word + trial × 2^32`, or a negative rejection code. */
   _acquire(now) {
     const w = STATE[this._s]
@@ -597,6 +609,22 @@ class Permit {
     if (this._settled) return false
     this._settled = true
     this._breaker._recordFailure(err, this._word, this._trial, this._t0, FAILURE)
+    return true
+  }
+
+  /**
+   * Settles without counting either way (the caller went away before the outcome was known),
+   * freeing a half-open trial slot at once. @returns false if already settled
+   */
+  ignore() {
+    if (this._settled) return false
+    this._settled = true
+    // A permit of the closed or disabled state holds nothing in Rust: no native call needed.
+    if (this._trial === 0) return true
+    const b = this._breaker
+    flush()
+    const t1 = b._now()
+    b._sync(breakerSettle(b._id, this._word, this._trial, IGNORED, t1 - this._t0, t1), t1)
     return true
   }
 }

@@ -20,6 +20,14 @@ const CODES = Object.freeze({
   UNKNOWN_BREAKER: 'ERR_UNKNOWN_BREAKER',
   NATIVE_BINDING_MISSING: 'ERR_NATIVE_BINDING_MISSING',
   INTERNAL: 'ERR_INTERNAL',
+  QUEUE_FULL: 'ERR_QUEUE_FULL',
+  QUEUE_DISABLED: 'ERR_QUEUE_DISABLED',
+  QUEUE_CLOSED: 'ERR_QUEUE_CLOSED',
+  NOT_SERIALIZABLE: 'ERR_NOT_SERIALIZABLE',
+  CORRUPT_JOURNAL: 'ERR_CORRUPT_JOURNAL',
+  JOURNAL_IO: 'ERR_JOURNAL_IO',
+  JOURNAL_LOCKED: 'ERR_JOURNAL_LOCKED',
+  NO_HANDLER: 'ERR_NO_HANDLER',
   // breakwater/providers: no provider could serve a call; `retryAfterMs` says when one might.
   ALL_PROVIDERS_UNAVAILABLE: 'ERR_ALL_PROVIDERS_UNAVAILABLE',
 })
@@ -89,6 +97,8 @@ function hasCode(err, code) {
 
 const isCircuitOpenError = (err) => hasCode(err, CODES.CIRCUIT_OPEN)
 const isCallTimeoutError = (err) => hasCode(err, CODES.CALL_TIMEOUT)
+const isQueueFullError = (err) => hasCode(err, CODES.QUEUE_FULL)
+const isNotSerializableError = (err) => hasCode(err, CODES.NOT_SERIALIZABLE)
 const isAllProvidersUnavailableError = (err) => hasCode(err, CODES.ALL_PROVIDERS_UNAVAILABLE)
 const isBreakwaterError = (err) =>
   err !== null && typeof err === 'object' && typeof err.code === 'string' && Object.values(CODES).includes(err.code)
@@ -123,6 +133,8 @@ module.exports = {
   isCallTimeoutError,
   isAllProvidersUnavailableError,
   isBreakwaterError,
+  isQueueFullError,
+  isNotSerializableError,
   invalidArgument,
   invalidConfig,
   describe,

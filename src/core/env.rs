@@ -35,6 +35,44 @@ fn parse_number(
     }
 }
 
+/// Reads `HEALTH_CHECK_INTERVAL` (seconds) as the default `checkIntervalMs` of health checks.
+pub fn health_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, Value)>> {
+    use super::health::config::MIN_CHECK_INTERVAL_MS;
+    let Some(raw) = lookup("HEALTH_CHECK_INTERVAL").filter(|v| !v.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let (min_s, max_s) = (MIN_CHECK_INTERVAL_MS / 1000.0, MAX_DURATION_MS / 1000.0);
+    let mut issues = Vec::new();
+    let expected = format!(
+        "a number of seconds from {} to {}",
+        fmt_num(min_s),
+        fmt_num(max_s)
+    );
+    match parse_number(
+        "HEALTH_CHECK_INTERVAL",
+        &raw,
+        &mut issues,
+        |n| (min_s..=max_s).contains(&n),
+        &expected,
+    ) {
+        Some(n) => Ok(vec![(
+            "checkIntervalMs".to_string(),
+            Value::Number(n * 1000.0),
+        )]),
+        None => Err(Error::invalid_config("environment", issues)),
+    }
+}
+
+/// Reads `HEALTH_CHECK_ENABLED`: whether `HealthMonitor.start()` runs (default true).
+pub fn health_enabled(lookup: impl Fn(&str) -> Option<String>) -> Result<bool> {
+    let Some(raw) = lookup("HEALTH_CHECK_ENABLED").filter(|v| !v.trim().is_empty()) else {
+        return Ok(true);
+    };
+    let mut issues = Vec::new();
+    parse_bool("HEALTH_CHECK_ENABLED", &raw, &mut issues)
+        .ok_or_else(|| Error::invalid_config("environment", issues))
+}
+
 /// Reads `CB_FAILURE_THRESHOLD`, `CB_TIMEOUT_SECONDS`, `CB_EXPONENTIAL_BACKOFF` and
 /// `CIRCUIT_BREAKER_ENABLED`. Unset or empty variables are skipped.
 pub fn breaker_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, Value)>> {
@@ -84,6 +122,29 @@ pub fn breaker_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(Strin
     }
 }
 
+/// Reads `FALLBACK_CACHE_ENABLED` and `FALLBACK_QUEUE_ENABLED`, the defaults of `cacheEnabled`
+/// and `queueEnabled`. Unset or empty variables are skipped.
+pub fn fallback_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, Value)>> {
+    let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    let mut out = Vec::new();
+    let mut issues = Vec::new();
+    for (var, key) in [
+        ("FALLBACK_CACHE_ENABLED", "cacheEnabled"),
+        ("FALLBACK_QUEUE_ENABLED", "queueEnabled"),
+    ] {
+        if let Some(raw) = get(var) {
+            if let Some(b) = parse_bool(var, &raw, &mut issues) {
+                out.push((key.to_string(), Value::Bool(b)));
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::invalid_config("environment", issues))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +156,36 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn health_variables_set_the_interval_and_the_switch() {
+        assert_eq!(
+            health_env(env(&[("HEALTH_CHECK_INTERVAL", "2.5")])).unwrap(),
+            vec![("checkIntervalMs".to_string(), Value::Number(2500.0))]
+        );
+        assert!(health_env(env(&[("HEALTH_CHECK_INTERVAL", " ")]))
+            .unwrap()
+            .is_empty());
+        assert!(health_enabled(env(&[])).unwrap());
+        assert!(!health_enabled(env(&[("HEALTH_CHECK_ENABLED", "false")])).unwrap());
+        assert!(health_enabled(env(&[("HEALTH_CHECK_ENABLED", "ON")])).unwrap());
+    }
+
+    #[test]
+    fn bad_health_variables_name_the_variable() {
+        let m = health_env(env(&[("HEALTH_CHECK_INTERVAL", "0.01")])).unwrap_err();
+        assert_eq!(m.code(), "ERR_INVALID_CONFIG");
+        assert!(
+            m.to_string().contains("HEALTH_CHECK_INTERVAL = \"0.01\" (expected a number of seconds from 0.1 to 2147483.647)"),
+            "{m}"
+        );
+        let m = health_enabled(env(&[("HEALTH_CHECK_ENABLED", "sometimes")])).unwrap_err();
+        assert!(
+            m.to_string()
+                .contains("HEALTH_CHECK_ENABLED = \"sometimes\""),
+            "{m}"
+        );
     }
 
     #[test]
@@ -141,5 +232,28 @@ mod tests {
         );
         assert!(m.contains("CB_TIMEOUT_SECONDS = \"-1\""), "{m}");
         assert!(m.contains("CIRCUIT_BREAKER_ENABLED = \"maybe\""), "{m}");
+    }
+
+    #[test]
+    fn fallback_variables_set_the_enabled_defaults() {
+        let layer = fallback_env(env(&[
+            ("FALLBACK_CACHE_ENABLED", "false"),
+            ("FALLBACK_QUEUE_ENABLED", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            layer,
+            vec![
+                ("cacheEnabled".to_string(), Value::Bool(false)),
+                ("queueEnabled".to_string(), Value::Bool(true)),
+            ]
+        );
+        assert!(fallback_env(env(&[("FALLBACK_CACHE_ENABLED", "")]))
+            .unwrap()
+            .is_empty());
+        let m = fallback_env(env(&[("FALLBACK_QUEUE_ENABLED", "sometimes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("FALLBACK_QUEUE_ENABLED = \"sometimes\""), "{m}");
     }
 }

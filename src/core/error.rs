@@ -52,6 +52,34 @@ pub enum Error {
     },
     /// A bug in Breakwater itself (an illegal transition was requested). Never a panic.
     Internal(String),
+    /// The retry queue holds `max` items already; nothing queued was dropped.
+    QueueFull {
+        max: u32,
+    },
+    /// `queueEnabled` is false.
+    QueueDisabled,
+    /// The queue was closed.
+    QueueClosed,
+    /// A value that cannot be stored as JSON (`what` names it, `reason` says why).
+    NotSerializable {
+        what: String,
+        reason: String,
+    },
+    /// A journal that cannot be read back: the file, the byte offset and what is wrong.
+    CorruptJournal {
+        path: String,
+        offset: u64,
+        detail: String,
+    },
+    /// Reading, writing or syncing a journal failed.
+    JournalIo {
+        path: String,
+        detail: String,
+    },
+    /// Another queue (in this process or another) has the journal open.
+    JournalLocked {
+        path: String,
+    },
 }
 
 impl Error {
@@ -63,6 +91,13 @@ impl Error {
             Error::DuplicateBreaker { .. } => "ERR_DUPLICATE_BREAKER",
             Error::UnknownBreaker { .. } => "ERR_UNKNOWN_BREAKER",
             Error::Internal(_) => "ERR_INTERNAL",
+            Error::QueueFull { .. } => "ERR_QUEUE_FULL",
+            Error::QueueDisabled => "ERR_QUEUE_DISABLED",
+            Error::QueueClosed => "ERR_QUEUE_CLOSED",
+            Error::NotSerializable { .. } => "ERR_NOT_SERIALIZABLE",
+            Error::CorruptJournal { .. } => "ERR_CORRUPT_JOURNAL",
+            Error::JournalIo { .. } => "ERR_JOURNAL_IO",
+            Error::JournalLocked { .. } => "ERR_JOURNAL_LOCKED",
         }
     }
 
@@ -96,6 +131,32 @@ impl fmt::Display for Error {
             }
             Error::UnknownBreaker { name } => write!(f, "No circuit breaker named {name:?}"),
             Error::Internal(msg) => write!(f, "Internal error in breakwater: {msg}"),
+            Error::QueueFull { max } => write!(
+                f,
+                "The retry queue is full: maxQueueSize ({max}) items are waiting; this item was not queued and nothing queued was dropped"
+            ),
+            Error::QueueDisabled => {
+                f.write_str("The retry queue is disabled (queueEnabled is false)")
+            }
+            Error::QueueClosed => f.write_str("The retry queue is closed"),
+            Error::NotSerializable { what, reason } => {
+                write!(f, "{what} cannot be stored as JSON: {reason}")
+            }
+            Error::CorruptJournal {
+                path,
+                offset,
+                detail,
+            } => write!(
+                f,
+                "The queue journal {path:?} is corrupt at byte {offset}: {detail}. Move the file aside to start with an empty queue, or restore it from a backup"
+            ),
+            Error::JournalIo { path, detail } => {
+                write!(f, "The queue journal {path:?} could not be used: {detail}")
+            }
+            Error::JournalLocked { path } => write!(
+                f,
+                "The queue journal {path:?} is in use by another RequestQueue (in this process or another); close that one first"
+            ),
         }
     }
 }
@@ -134,5 +195,38 @@ mod tests {
             "ERR_UNKNOWN_BREAKER"
         );
         assert_eq!(Error::Internal("x".into()).code(), "ERR_INTERNAL");
+        assert_eq!(Error::QueueFull { max: 1 }.code(), "ERR_QUEUE_FULL");
+        assert_eq!(Error::QueueDisabled.code(), "ERR_QUEUE_DISABLED");
+        assert_eq!(Error::QueueClosed.code(), "ERR_QUEUE_CLOSED");
+        let e = Error::NotSerializable {
+            what: "payload".into(),
+            reason: "a function".into(),
+        };
+        assert_eq!(e.code(), "ERR_NOT_SERIALIZABLE");
+        assert_eq!(
+            e.to_string(),
+            "payload cannot be stored as JSON: a function"
+        );
+        let e = Error::CorruptJournal {
+            path: "/tmp/q.journal".into(),
+            offset: 16,
+            detail: "bad checksum".into(),
+        };
+        assert_eq!(e.code(), "ERR_CORRUPT_JOURNAL");
+        assert!(e
+            .to_string()
+            .contains("\"/tmp/q.journal\" is corrupt at byte 16"));
+        assert_eq!(
+            Error::JournalIo {
+                path: "p".into(),
+                detail: "d".into()
+            }
+            .code(),
+            "ERR_JOURNAL_IO"
+        );
+        assert_eq!(
+            Error::JournalLocked { path: "p".into() }.code(),
+            "ERR_JOURNAL_LOCKED"
+        );
     }
 }

@@ -3,4 +3,7 @@ pub mod breaker;
 pub mod clock;
 pub mod env;
 pub mod error;
+pub mod fallback;
+pub mod health;
 pub mod options;
+pub mod queue;

@@ -169,6 +169,18 @@ impl Options {
         }
     }
 
+    /// A string; `null` counts as absent when `nullable`.
+    pub fn text(&mut self, key: &str, nullable: bool) -> Option<String> {
+        match self.take(key)? {
+            Value::Text(s) => Some(s),
+            Value::Null if nullable => None,
+            other => {
+                self.issue(key, other.describe(), "a string");
+                None
+            }
+        }
+    }
+
     /// A host-only option: only its kind is checked here.
     pub fn host(&mut self, key: &str, kind: Kind) {
         let Some(v) = self.take(key) else { return };
@@ -317,5 +329,23 @@ mod tests {
         let msg = o.finish(&["fallback", "registry"]).unwrap_err().to_string();
         assert!(msg.contains("fallback = 1 (expected a function)"), "{msg}");
         assert!(!msg.contains("registry"), "{msg}");
+    }
+
+    #[test]
+    fn text_accepts_strings_and_null_only_where_nullable() {
+        let mut o = opts(&[
+            ("a", Value::Text("x".into())),
+            ("b", Value::Null),
+            ("c", Value::Number(1.0)),
+            ("d", Value::Null),
+        ]);
+        assert_eq!(o.text("a", false), Some("x".to_string()));
+        assert_eq!(o.text("b", true), None);
+        assert_eq!(o.text("c", true), None);
+        assert_eq!(o.text("d", false), None);
+        let msg = o.finish(&["a", "b", "c", "d"]).unwrap_err().to_string();
+        assert!(msg.contains("c = 1 (expected a string)"), "{msg}");
+        assert!(msg.contains("d = null (expected a string)"), "{msg}");
+        assert!(!msg.contains("b = null"), "{msg}");
     }
 }

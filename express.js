@@ -1,0 +1,3 @@
+'use strict'
+// The `breakwater/express` entry point (CommonJS). `express.mjs` re-exports it for ESM.
+module.exports = require('./lib/express')
