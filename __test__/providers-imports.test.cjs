@@ -6,6 +6,7 @@ const providers = require('breakwater/providers')
 const EXPORTS = [
   'OpenAICircuitBreaker', 'AnthropicCircuitBreaker', 'GeminiCircuitBreaker',
   'setupOpenAIHealthCheck', 'setupAnthropicHealthCheck', 'setupGeminiHealthCheck',
+  'MetaCircuitBreaker', 'MetaGraphError', 'setupMetaHealthCheck',
   'DEFAULT_MODEL_MAP', 'ERROR_KINDS', 'classifyProviderError', 'isAllProvidersUnavailableError',
 ]
 

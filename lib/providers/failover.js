@@ -56,6 +56,18 @@ function callerAbortError(signal) {
   return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError')
 }
 
+/**
+ * Opens `breaker` for `ms` (a provider's own retry hint), except that an operator's forced-open
+ * or disabled state is theirs to end, and a longer open already in force (exhausted quota) is not
+ * shortened by a later, shorter hint.
+ */
+function openBreakerFor(breaker, clock, ms, reason) {
+  const m = breaker.getMetrics()
+  if (m.state === 'forced_open' || m.state === 'disabled') return
+  if (m.state === 'open' && m.nextAttemptAt !== null && m.nextAttemptAt >= clock.now() + ms) return
+  breaker.openFor(Math.min(MAX_OPEN_MS, Math.max(1, ms)), reason)
+}
+
 /** One provider of a chain: its adapter, its client and its breaker. */
 class Target {
   constructor(adapter, client, breaker, breakerOptions) {
@@ -185,13 +197,7 @@ class ProviderChain {
   }
 
   _openFor(target, ms, reason) {
-    const b = target.breaker
-    const m = b.getMetrics()
-    // An operator's forced-open or disabled state is theirs to end; and a longer open already in
-    // force (exhausted quota) is not shortened by a later, shorter hint.
-    if (m.state === 'forced_open' || m.state === 'disabled') return
-    if (m.state === 'open' && m.nextAttemptAt !== null && m.nextAttemptAt >= this.clock.now() + ms) return
-    b.openFor(ms, reason)
+    openBreakerFor(target.breaker, this.clock, ms, reason)
   }
 
   /** ERR_ALL_PROVIDERS_UNAVAILABLE, with the soonest time any provider that could serve might be back. */
@@ -301,4 +307,4 @@ function strip(chunk) {
   return fields
 }
 
-module.exports = { ProviderChain, attachClassifier, anySignal, DEFAULT_MAX_RESET_TIMEOUT_MS }
+module.exports = { ProviderChain, Target, providerBreaker, attachClassifier, openBreakerFor, anySignal, DEFAULT_MAX_RESET_TIMEOUT_MS }

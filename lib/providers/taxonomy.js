@@ -218,6 +218,7 @@ function kindWithoutStatus(err, callerAborted) {
  *   open: null|'hint'|'max', retryAfterMs: number|undefined, authError: boolean }}
  */
 function classify(provider, err, options) {
+  if (provider === 'meta') return classifyMeta(err)
   const nowWallMs = options?.nowWallMs ?? Date.now()
   if (err === null || typeof err !== 'object') return verdict('unknown', undefined, undefined)
   const callerAborted = options?.callerAborted ?? callerAborts.has(err)
@@ -251,4 +252,107 @@ function verdict(kind, status, retryAfterMs) {
   }
 }
 
-module.exports = { KINDS, classify, markCallerAbort, retryAfterFromHeaders, parseDuration, header }
+// ---- the Meta Marketing (Graph) API ----
+
+/**
+ * Meta's rows: `queue` says whether a publish that met this error is queued for retry, and
+ * `open: 'usage'` opens the breaker for the time the usage headers give (else `resetTimeoutMs`).
+ */
+const META_KINDS = Object.freeze({
+  throttled: { countsAsFailure: false, queue: true, open: 'usage' },
+  transient: { countsAsFailure: true, queue: true, open: null },
+  connection: { countsAsFailure: true, queue: true, open: null },
+  timeout: { countsAsFailure: true, queue: true, open: null },
+  circuit_open: { countsAsFailure: false, queue: true, open: null },
+  auth: { countsAsFailure: false, queue: false, open: null },
+  invalid_request: { countsAsFailure: false, queue: false, open: null },
+  unknown: { countsAsFailure: true, queue: true, open: null },
+})
+
+// Rate limiting: 4 (app), 17 (user), 32 (page), 613 (calls within a window), 80000-80014 (the
+// business use case limits, 80004 for ads management).
+const META_THROTTLE_CODES = new Set([4, 17, 32, 613])
+const isMetaThrottleCode = (code) => META_THROTTLE_CODES.has(code) || (code >= 80000 && code <= 80014)
+// 190: the token is invalid or expired; 102: the session is; 463/467 (subcodes): expired or invalid.
+const META_AUTH_CODES = new Set([190, 102])
+
+function parseJsonHeader(headers, name) {
+  const v = header(headers, name)
+  if (v === undefined) return undefined
+  try {
+    return JSON.parse(v)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The wait Meta's usage headers give, in ms: the largest `estimated_time_to_regain_access`
+ * (minutes) of `X-Business-Use-Case-Usage`, and `reset_time_duration` (seconds) of
+ * `X-Ad-Account-Usage`. Undefined when neither says.
+ */
+function metaRegainAccessMs(headers) {
+  let ms
+  const buc = parseJsonHeader(headers, 'x-business-use-case-usage')
+  if (buc !== null && typeof buc === 'object') {
+    for (const entries of Object.values(buc)) {
+      for (const e of Array.isArray(entries) ? entries : []) {
+        const minutes = Number(e?.estimated_time_to_regain_access)
+        if (Number.isFinite(minutes) && minutes > 0) ms = Math.max(ms ?? 0, minutes * 60_000)
+      }
+    }
+  }
+  const acc = parseJsonHeader(headers, 'x-ad-account-usage')
+  const seconds = Number(acc?.reset_time_duration)
+  if (Number.isFinite(seconds) && seconds > 0) ms = Math.max(ms ?? 0, seconds * 1000)
+  return ms
+}
+
+/** Classifies an error of a Graph API call (see lib/providers/meta.js for `MetaGraphError`). */
+function classifyMeta(err) {
+  if (err === null || typeof err !== 'object') return metaVerdict('unknown', undefined, undefined)
+  if (err.code === 'ERR_CIRCUIT_OPEN') return metaVerdict('circuit_open', undefined, undefined)
+  if (err.code === 'ERR_CALL_TIMEOUT' || err.name === 'TimeoutError') return metaVerdict('timeout', undefined, undefined)
+  const status = statusOf(err)
+  const g = err.graph
+  if (g !== undefined) {
+    let kind
+    if (isMetaThrottleCode(g.code)) kind = 'throttled'
+    else if (META_AUTH_CODES.has(g.code)) kind = 'auth'
+    else if (g.isTransient === true || g.code === 1 || g.code === 2 || (status !== undefined && status >= 500)) kind = 'transient'
+    else kind = 'invalid_request'
+    return metaVerdict(kind, status, kind === 'throttled' ? metaRegainAccessMs(err.headers) : undefined)
+  }
+  if (status !== undefined) {
+    if (status === 429) return metaVerdict('throttled', status, metaRegainAccessMs(err.headers))
+    return metaVerdict(status >= 500 || status === 408 ? 'transient' : status === 401 ? 'auth' : 'invalid_request', status, undefined)
+  }
+  const net = networkKind(err)
+  return metaVerdict(net ?? 'unknown', undefined, undefined)
+}
+
+function metaVerdict(kind, status, retryAfterMs) {
+  const row = META_KINDS[kind]
+  return {
+    kind,
+    status,
+    countsAsFailure: row.countsAsFailure,
+    failover: false,
+    queue: row.queue,
+    open: row.open,
+    retryAfterMs,
+    authError: kind === 'auth',
+  }
+}
+
+module.exports = {
+  KINDS,
+  META_KINDS,
+  classify,
+  classifyMeta,
+  metaRegainAccessMs,
+  markCallerAbort,
+  retryAfterFromHeaders,
+  parseDuration,
+  header,
+}
