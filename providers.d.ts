@@ -221,6 +221,7 @@ export type ErrorKind =
   | 'auth'
   | 'invalid_request'
   | 'aborted'
+  | 'unavailable'
   | 'unknown'
 
 export interface ErrorKindRow {

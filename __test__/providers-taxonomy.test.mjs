@@ -92,6 +92,9 @@ const CASES = [
   // the caller's own abort: nothing counts, nothing fails over
   ['openai', "the caller's abort", new OpenAI.APIUserAbortError(), { kind: 'aborted', counts: false, failover: false, open: null, retryAfterMs: undefined, authError: false }, { callerAborted: true }],
   ['gemini', "the caller's abort", new DOMException('aborted', 'AbortError'), { kind: 'aborted', counts: false, failover: false, open: null, retryAfterMs: undefined, authError: false }, { callerAborted: true }],
+  // seen by a breaker shared with an Express route: already counted where it happened
+  ['openai', 'ERR_ALL_PROVIDERS_UNAVAILABLE', Object.assign(new Error('none'), { code: 'ERR_ALL_PROVIDERS_UNAVAILABLE' }), { kind: 'unavailable', counts: false, failover: true, open: null, retryAfterMs: undefined, authError: false }],
+  ['anthropic', 'ERR_CIRCUIT_OPEN', Object.assign(new Error('open'), { code: 'ERR_CIRCUIT_OPEN' }), { kind: 'unavailable', counts: false, failover: true, open: null, retryAfterMs: undefined, authError: false }],
   // anything else counts, as it would for a plain breaker
   ['openai', 'an unrecognised error', new Error('Unexpected end of JSON input'), { kind: 'unknown', ...FAILURE }],
   ['gemini', 'a thrown non-error', 'weird', { kind: 'unknown', ...FAILURE }],
@@ -115,6 +118,7 @@ test('taxonomy: every kind is a row of ERROR_KINDS, and the rows say what the RE
     auth: [false, true, 'max'],
     invalid_request: [false, false, null],
     aborted: [false, false, null],
+    unavailable: [false, true, null],
     unknown: [true, true, null],
   })
 })

@@ -22,6 +22,9 @@ const KINDS = Object.freeze({
   // would be no better, and the provider itself is fine.
   invalid_request: { countsAsFailure: false, failover: false, open: null },
   aborted: { countsAsFailure: false, failover: false, open: null },
+  // A circuit that refused, or a chain with no provider left: what failed was already counted by
+  // the providers' own breakers (seen by a breaker shared with, say, an Express route).
+  unavailable: { countsAsFailure: false, failover: true, open: null },
   // Anything unrecognised (a garbled response, an SDK error without a status) counts, as every
   // error does for a plain breaker.
   unknown: { countsAsFailure: true, failover: true, open: null },
@@ -193,6 +196,7 @@ function anthropicMessage(err, body) {
 /** The kind of an error that carries no status: a stream's error event, or a transport failure. */
 function kindWithoutStatus(err, callerAborted) {
   if (callerAborted) return 'aborted'
+  if (err.code === 'ERR_CIRCUIT_OPEN' || err.code === 'ERR_ALL_PROVIDERS_UNAVAILABLE') return 'unavailable'
   if (err.code === 'ERR_CALL_TIMEOUT') return 'timeout' // breakwater's own callTimeoutMs
   if (err.name === 'APIConnectionTimeoutError' || err.constructor?.name === 'APIConnectionTimeoutError') return 'timeout'
   if (err.name === 'APIConnectionError' || err.constructor?.name === 'APIConnectionError') return 'connection'
