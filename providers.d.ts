@@ -1,7 +1,7 @@
 // Public types of `breakwater/providers`. The SDK clients are typed by the few methods used, so
 // these types compile whether or not `openai`, `@anthropic-ai/sdk` or `@google/genai` is installed.
 import { EventEmitter } from 'node:events'
-import type { BreakwaterError, CircuitBreaker, CircuitBreakerOptions, CircuitBreakerRegistry } from './index.js'
+import type { BreakwaterError, CircuitBreaker, CircuitBreakerOptions, CircuitBreakerRegistry, RequestQueue } from './index.js'
 
 export type ProviderName = 'openai' | 'anthropic' | 'gemini'
 
@@ -184,7 +184,7 @@ export declare class GeminiCircuitBreaker extends EventEmitter<ProviderBreakerEv
 
 /** breakwater's HealthMonitor, or anything with its `registerService`. */
 export interface HealthMonitorLike {
-  registerService(name: string, check: () => Promise<{ ok: boolean; details?: object }>, options?: object): unknown
+  registerService(name: string, check: (context: { signal: AbortSignal }) => Promise<{ ok: boolean; details?: Record<string, unknown> }>, options?: object): unknown
 }
 
 export interface HealthCheckOptions {
@@ -199,7 +199,7 @@ export interface HealthCheckOptions {
 export interface RegisteredHealthCheck {
   /** The service name: the provider's breaker name. */
   service: 'openai_api' | 'anthropic_api' | 'gemini_api'
-  check: () => Promise<{ ok: true; details: { models?: number } }>
+  check: (context?: { signal?: AbortSignal }) => Promise<{ ok: true; details: { models?: number } }>
 }
 
 /** Registers `openai_api` with the monitor: a models-list request, linked to the `openai_api` breaker. */
@@ -268,3 +268,98 @@ export interface AllProvidersUnavailableError extends BreakwaterError {
 }
 
 export declare function isAllProvidersUnavailableError(error: unknown): error is AllProvidersUnavailableError
+
+// ---- Meta ad publishing ----
+
+export interface MetaCircuitBreakerOptions {
+  /** Default `META_ACCESS_TOKEN`. Sent in an `Authorization` header; never in errors, logs, events or metrics. */
+  accessToken?: string
+  /** Default `v21.0`. */
+  apiVersion?: string
+  /** Default `https://graph.facebook.com`. */
+  baseUrl?: string
+  /** The retry queue's journal (and, beside it, `<persistPath>.meta-steps` with the checkpoints). */
+  persistPath?: string
+  /** Options of the `meta_api` breaker; `clock` also times requests. */
+  breakerOptions?: Omit<CircuitBreakerOptions, 'registry' | 'fallback'>
+  /** A RequestQueue to use instead of one created here (give it the same registry; a persistent one keeps its checkpoints beside its journal). */
+  queue?: RequestQueue
+  /** Where `meta_api` lives, and where a queue created here finds it. Default `globalRegistry`. */
+  registry?: CircuitBreakerRegistry | null
+  /** Each Graph API request's timeout. Default 30 000. */
+  requestTimeoutMs?: number
+}
+
+export interface PublishAdRequest {
+  /** `act_<digits>` */
+  adAccountId: string
+  campaignId: string
+  /** The ad creative's fields (`object_story_spec`...); its `name` gets the tag. */
+  adCreative: Record<string, unknown>
+  targeting: Record<string, unknown>
+  /** The ad set's budget and bidding fields: `daily_budget` or `lifetime_budget`, `billing_event`, `optimization_goal`, `bid_amount`... */
+  budget: Record<string, unknown>
+  /** The same key is the same ad, published once. Default: a hash of the request. */
+  idempotencyKey?: string
+  /** The ad's name (and the ad set's, unless `adSetName`). */
+  name?: string
+  adSetName?: string
+  /** The ad set's and the ad's status. Default `PAUSED`. */
+  status?: string
+}
+
+export type PublishAdResult = { queued: false; adId: string; adSetId: string; creativeId: string } | { queued: true; requestId: string }
+
+/** What a publish has created so far. */
+export interface CreatedIds {
+  creativeId?: string
+  adSetId?: string
+  adId?: string
+}
+
+export interface QueuedAd {
+  requestId: string
+  idempotencyKey?: string
+  adAccountId?: string
+  campaignId?: string
+  state: 'queued' | 'running' | 'dead'
+  attempts: number
+  nextAttemptAt: number
+  lastError: string | null
+  created: CreatedIds
+}
+
+export interface MetaPublisherEvents {
+  published: [CreatedIds & { idempotencyKey: string; queued: boolean; requestId?: string }]
+  /** `reason`: a Meta error kind (`throttled`, `transient`, `timeout`...), `circuit_open`, or `recovered` (resumed after a restart). */
+  queued: [{ requestId: string; idempotencyKey: string; reason: string; created: CreatedIds }]
+  deadLetter: [{ requestId: string; idempotencyKey?: string; reason?: 'max_attempts' | 'expired'; lastError: string | null; created: CreatedIds }]
+  authError: [{ provider: 'meta'; breaker: 'meta_api'; code?: number; subcode?: number; message: string }]
+}
+
+/** An error answer of the Graph API. */
+export declare class MetaGraphError extends Error {
+  readonly status: number
+  readonly graph: { code?: number; subcode?: number; type?: string; isTransient: boolean; fbtraceId?: string; message: string }
+  /** The usage headers of the answer. */
+  readonly headers: Record<string, string>
+}
+
+/** Publishes ads (creative, ad set, ad) so that none is lost or published twice. */
+export declare class MetaCircuitBreaker extends EventEmitter<MetaPublisherEvents> {
+  constructor(options?: MetaCircuitBreakerOptions)
+  readonly apiVersion: string
+  readonly baseUrl: string
+  /** The `meta_api` breaker. */
+  readonly breaker: CircuitBreaker<any>
+  readonly queue: RequestQueue
+  /** Resolves once the publishes a crash interrupted are back in the queue. */
+  readonly ready: Promise<void>
+  publishAd(request: PublishAdRequest): Promise<PublishAdResult>
+  getQueuedAds(): QueuedAd[]
+  /** Closes the queue if this publisher created it, and the checkpoint file. */
+  close(): Promise<void>
+}
+
+/** Registers `meta_api` with the monitor: an authenticated `GET /me`, linked to the `meta_api` breaker. */
+export declare function setupMetaHealthCheck(breaker: MetaCircuitBreaker, monitor: HealthMonitorLike, options?: HealthCheckOptions): { service: 'meta_api'; check: (context?: { signal?: AbortSignal }) => Promise<{ ok: true; details: { id?: string } }> }

@@ -58,3 +58,20 @@ test('a fallback client of another provider breaker can be health-checked too', 
   assert.equal((await m.runCheck('gemini_api')).ok, true)
   assert.equal(fakes.gemini.requests[0].query.pageSize, '1')
 })
+
+test("with breakwater's HealthMonitor, an unhealthy provider opens its breaker, and a passing check probes it early", async (t) => {
+  const { ai, fakes, registry, clock, breakers } = await setup(t)
+  const m = createMonitor({ registry, clock })
+  setupOpenAIHealthCheck(ai, m.monitor, { intervalMs: 10_000 })
+  const down = { status: 503, body: openaiError('server_error', 'down') }
+  fakes.openai.reply(down, down, down)
+  for (let i = 0; i < 3; i++) assert.equal((await m.runCheck('openai_api')).ok, false)
+  assert.equal(m.monitor.getServiceHealth('openai_api').status, 'unhealthy')
+  assert.equal(breakers.openai.state, 'open', 'the monitor opened the linked breaker')
+  // Calls go to Anthropic meanwhile, without touching OpenAI.
+  const before = fakes.openai.completions.length
+  assert.equal((await ai.chatCompletion({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })).provider, 'anthropic')
+  assert.equal(fakes.openai.completions.length, before)
+  assert.equal((await m.runCheck('openai_api')).ok, true)
+  assert.equal(breakers.openai.state, 'half_open', 'a passing check lets trial calls probe OpenAI')
+})

@@ -1,34 +1,37 @@
-// The health monitor that the provider health-check tests register with. breakwater's
-// HealthMonitor (issue 3) is not on this branch yet, so this is a minimal stand-in that records
-// what is registered and runs a check the way the monitor does (a throw is a failed check, and
-// the check gets `{ signal }`). It is the only place the tests touch the monitor: to use the real
-// one, make `createMonitor` return `new HealthMonitor({ clock })`, `registration` read from it,
-// and `runCheck` map `await monitor.checkServiceHealth(name)` to `{ ok: h.consecutiveFailures === 0, error: h.lastError }`.
+// The health monitor that the provider health-check tests register with: breakwater's own
+// HealthMonitor on a ManualClock, with its registrations recorded so that the tests can see the
+// options each helper passed. `runCheck` runs one check through the monitor and reports its
+// `check` event.
+import { HealthMonitor, ManualClock } from 'breakwater'
 
-export function createMonitor() {
-  const services = new Map()
-  const monitor = {
-    registerService(name, check, options) {
-      if (services.has(name)) throw Object.assign(new Error(`service ${name} is already registered`), { code: 'ERR_INVALID_ARGUMENT' })
-      services.set(name, { check, options })
-      return monitor
-    },
+export function createMonitor({ registry = null, clock = new ManualClock(0) } = {}) {
+  const monitor = new HealthMonitor({ clock, registry })
+  const registered = new Map()
+  const register = monitor.registerService.bind(monitor)
+  monitor.registerService = (name, check, options) => {
+    register(name, check, options)
+    registered.set(name, options)
+    return monitor
   }
   return {
     monitor,
     /** The names registered, in order. */
-    names: () => [...services.keys()],
+    names: () => [...registered.keys()],
     /** The options a service was registered with. */
-    registration: (name) => services.get(name)?.options,
-    /** Runs the service's check once: `{ ok, details?, error? }`. */
+    registration: (name) => registered.get(name),
+    /** Runs the service's check once: `{ ok, details?, error? }`, as the monitor saw it. */
     async runCheck(name) {
-      const controller = new AbortController()
-      try {
-        const r = await services.get(name).check({ signal: controller.signal })
-        return r === true || r?.ok === true ? { ok: true, details: r?.details } : { ok: false, error: 'check returned not ok' }
-      } catch (err) {
-        return { ok: false, error: err.message }
+      let event
+      const onCheck = (e) => {
+        if (e.name === name) event = e
       }
+      monitor.on('check', onCheck)
+      try {
+        await monitor.checkServiceHealth(name)
+      } finally {
+        monitor.off('check', onCheck)
+      }
+      return event.ok ? { ok: true, details: event.details } : { ok: false, error: event.error }
     },
   }
 }
