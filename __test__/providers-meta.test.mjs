@@ -243,6 +243,7 @@ test('meta: with persistPath, checkpoints survive a restart and a queued publish
   await first.meta.close()
   await first.queue.close()
   assert.ok(readFileSync(`${persistPath}.meta-steps`, 'utf8').includes('"adset"'))
+  for (const file of [persistPath, `${persistPath}.meta-steps`]) assert.ok(!readFileSync(file).includes(META_TOKEN), `the token is in ${file}`)
 
   const second = open()
   t.after(async () => {
