@@ -1,6 +1,7 @@
 // The published layout works: pack the root package and the linux-x64-gnu binary package,
 // install both into a fresh project outside the source tree with no cargo on the PATH, and run
-// a smoke test there (require, import, a breaker, and tsc --strict against the installed types).
+// a smoke test there (require, import, a breaker, withCircuitBreaker on a real Express server,
+// and tsc --strict against the installed types).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -39,8 +40,12 @@ test('npm pack + install into a fresh project, then require, import and tsc --st
   cpSync(join(root, '__test__', 'pack'), app, { recursive: true })
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'smoke-app', private: true, type: 'commonjs' }))
   const tsVersion = JSON.parse(readFileSync(join(root, 'node_modules', 'typescript', 'package.json'), 'utf8')).version
-  const typesVersion = JSON.parse(readFileSync(join(root, 'node_modules', '@types', 'node', 'package.json'), 'utf8')).version
-  run(npm, ['install', '--no-audit', '--no-fund', '--no-package-lock', rootTgz, binTgz, `typescript@${tsVersion}`, `@types/node@${typesVersion}`], app)
+  const versionOf = (pkg) => JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version
+  run(
+    npm,
+    ['install', '--no-audit', '--no-fund', '--no-package-lock', rootTgz, binTgz, `typescript@${tsVersion}`, `@types/node@${versionOf('@types/node')}`, `express@${versionOf('express')}`],
+    app,
+  )
 
   // 3. The smoke, with no cargo on the PATH.
   const path = (process.env.PATH ?? '').split(delimiter).filter((p) => !existsSync(join(p, 'cargo'))).join(delimiter)
@@ -48,6 +53,7 @@ test('npm pack + install into a fresh project, then require, import and tsc --st
   assert.throws(() => execFileSync('cargo', ['--version'], { env, stdio: 'ignore' }), 'cargo is off the PATH')
   assert.match(run(process.execPath, ['smoke.cjs', platform], app, env), /cjs ok .*node_modules[\\/]breakwater-linux-x64-gnu/)
   assert.match(run(process.execPath, ['smoke.mjs'], app, env), /esm ok/)
+  assert.match(run(process.execPath, ['smoke-express.cjs'], app, env), /express ok/)
   const tsc = join(app, 'node_modules', 'typescript', 'bin', 'tsc')
   run(process.execPath, [tsc, '--strict', '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'smoke.ts'], app, env)
 })
