@@ -266,6 +266,7 @@ export type ErrorCode =
   | 'ERR_NATIVE_BINDING_MISSING'
   | 'ERR_INTERNAL'
   | FallbackErrorCode
+  | 'ERR_ALL_PROVIDERS_UNAVAILABLE'
 
 export declare const ErrorCodes: {
   readonly CIRCUIT_OPEN: 'ERR_CIRCUIT_OPEN'
@@ -285,6 +286,7 @@ export declare const ErrorCodes: {
   readonly JOURNAL_IO: 'ERR_JOURNAL_IO'
   readonly JOURNAL_LOCKED: 'ERR_JOURNAL_LOCKED'
   readonly NO_HANDLER: 'ERR_NO_HANDLER'
+  readonly ALL_PROVIDERS_UNAVAILABLE: 'ERR_ALL_PROVIDERS_UNAVAILABLE'
 }
 
 export declare class BreakwaterError extends Error {

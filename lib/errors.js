@@ -29,6 +29,8 @@ const CODES = Object.freeze({
   JOURNAL_IO: 'ERR_JOURNAL_IO',
   JOURNAL_LOCKED: 'ERR_JOURNAL_LOCKED',
   NO_HANDLER: 'ERR_NO_HANDLER',
+  // breakwater/providers: no provider could serve a call; `retryAfterMs` says when one might.
+  ALL_PROVIDERS_UNAVAILABLE: 'ERR_ALL_PROVIDERS_UNAVAILABLE',
 })
 
 /**
@@ -98,6 +100,7 @@ const isCircuitOpenError = (err) => hasCode(err, CODES.CIRCUIT_OPEN)
 const isCallTimeoutError = (err) => hasCode(err, CODES.CALL_TIMEOUT)
 const isQueueFullError = (err) => hasCode(err, CODES.QUEUE_FULL)
 const isNotSerializableError = (err) => hasCode(err, CODES.NOT_SERIALIZABLE)
+const isAllProvidersUnavailableError = (err) => hasCode(err, CODES.ALL_PROVIDERS_UNAVAILABLE)
 const isBreakwaterError = (err) =>
   err !== null && typeof err === 'object' && typeof err.code === 'string' && Object.values(CODES).includes(err.code)
 
@@ -129,6 +132,7 @@ module.exports = {
   native,
   isCircuitOpenError,
   isCallTimeoutError,
+  isAllProvidersUnavailableError,
   isBreakwaterError,
   isQueueFullError,
   isNotSerializableError,

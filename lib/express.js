@@ -153,7 +153,11 @@ function withCircuitBreaker(name, handler, options) {
         thrownCounts = isFailure !== undefined ? classify(isFailure, err, req, res) : true
       }
       if (fallback !== undefined && !res.headersSent) runFallback(fallback, req, res, next, err)
-      else next(err)
+      else if (errors.isAllProvidersUnavailableError(err) && !res.headersSent) {
+        // breakwater/providers: no LLM provider could answer; say when one might.
+        const seconds = retryAfterSeconds(breaker, err)
+        sendJson(res, 503, { error: 'all_providers_unavailable', retry_after_seconds: seconds }, { 'Retry-After': String(seconds) })
+      } else next(err)
     }
     let r
     try {

@@ -12,6 +12,11 @@ async function main() {
   // The binary came from the platform package, not from a source tree.
   const binary = require.resolve(`breakwater-${process.argv[2]}`)
   assert.match(binary, /node_modules[\\/]breakwater-/)
+  // breakwater/providers loads without any provider SDK installed (they are optional peers).
+  const providers = require('breakwater/providers')
+  const stub = { chat: { completions: { create: async () => ({ model: 'm', choices: [{ message: { content: 'hi' } }] }) } }, models: { list: async () => ({ data: [] }) } }
+  const ai = new providers.OpenAICircuitBreaker({ openaiClient: stub, registry: null })
+  assert.equal((await ai.chatCompletion({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).content, 'hi')
   console.log('cjs ok', binary)
 }
 main().catch((e) => {

@@ -1,5 +1,11 @@
 // Compiled with tsc --strict against the installed types.
 import { CircuitBreaker, isCircuitOpenError, type CircuitBreakerMetrics } from 'breakwater'
+// The provider types compile without the provider SDKs installed.
+import { isAllProvidersUnavailableError, type CompletionResult } from 'breakwater/providers'
+
+export function describeResult(r: CompletionResult, e: unknown): string {
+  return isAllProvidersUnavailableError(e) ? `retry in ${e.retryAfterMs}` : `${r.provider}: ${r.content}`
+}
 
 const breaker = new CircuitBreaker('smoke_ts', { registry: null, fallback: () => 'degraded' as const })
 export async function run(): Promise<string> {
