@@ -1,5 +1,6 @@
 // The example gateway (`npm start`): built with tsc, started as a child process, driven with chaos
-// on until its breaker opens, then with chaos off until it closes again, then stopped with SIGTERM.
+// on the primary provider until its breaker opens (the gateway answering from the fallback all the
+// while), then with chaos off until it closes again, then stopped with SIGTERM.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFileSync } from 'node:child_process'
@@ -41,24 +42,26 @@ test('npm start: the breaker opens under chaos and closes after it, then SIGTERM
 
   const ok = await generate()
   assert.equal(ok.status, 200)
-  assert.deepEqual(await ok.json(), { content: '[openai] cba', provider: 'openai' })
+  assert.deepEqual(await ok.json(), { content: '[openai] cba', provider: 'openai', fallback: null })
 
   const chaos = await fetch(`${base}/chaos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"failRate":1}' })
   assert.equal((await chaos.json()).failRate, 1)
   await until('the breaker to open', async () => {
-    await generate()
+    const r = await generate()
+    assert.equal(r.status, 200, 'the fallback provider answers while the primary fails')
     return (await breaker()).state === 'open'
   })
-  const rejected = await generate()
-  assert.equal(rejected.status, 503)
-  assert.equal((await rejected.json()).error, 'circuit_open')
+  const failedOver = await generate()
+  assert.equal(failedOver.status, 200)
+  assert.deepEqual(await failedOver.json(), { content: '[anthropic] cba', provider: 'anthropic', fallback: 'anthropic' })
 
   await fetch(`${base}/chaos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"failRate":0}' })
   await until('the breaker to close', async () => {
     await generate()
     return (await breaker()).state === 'closed'
   })
-  assert.equal((await generate()).status, 200)
+  assert.equal((await (await generate()).json()).provider, 'openai')
+  assert.match(out, /failover openai -> anthropic/)
 
   child.kill('SIGTERM')
   const { code } = await Promise.race([exited, new Promise((r) => setTimeout(() => r({ code: 'timeout' }), 10_000))])

@@ -1,10 +1,14 @@
-// The example gateway: an Express app whose /api/generate calls an (in-process, fake)
-// OpenAI-compatible upstream through a circuit breaker, with the monitoring routes, a health
-// monitor and a chaos switch to watch the breaker open and close. Run with `npm start`.
+// The example gateway: an Express app whose /api/generate asks OpenAI (through the official SDK)
+// and fails over to Anthropic, each provider behind its own circuit breaker, with the monitoring
+// routes, health checks and a chaos switch to watch a breaker open and close. The two providers
+// are in-process fakes, so it runs offline with no keys. Run with `npm start`.
 import { randomBytes } from 'node:crypto'
 import express from 'express'
+import OpenAI from 'openai'
+import Anthropic from '@anthropic-ai/sdk'
 import { CircuitBreakerRegistry, HealthMonitor } from 'breakwater'
 import { withCircuitBreaker, registerCircuitBreakerRoutes } from 'breakwater/express'
+import { OpenAICircuitBreaker, setupOpenAIHealthCheck, setupAnthropicHealthCheck } from 'breakwater/providers'
 import { startFakeUpstream, type Chaos } from './fake-upstream.js'
 
 function envNumber(name: string, fallback: number): number {
@@ -20,7 +24,9 @@ function envNumber(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const chaos: Chaos = { failRate: envNumber('FAIL_RATE', 0), latencyMs: envNumber('LATENCY_MS', 50) }
+  // The chaos switch acts on the primary provider; the fallback stays healthy.
   const upstream = await startFakeUpstream('openai', chaos)
+  const fallbackUpstream = await startFakeUpstream('anthropic', { failRate: 0, latencyMs: chaos.latencyMs }, 'anthropic')
   const registry = new CircuitBreakerRegistry()
   const monitor = new HealthMonitor({ registry })
   const adminToken = process.env.CB_ADMIN_TOKEN || randomBytes(16).toString('hex')
@@ -31,30 +37,29 @@ async function main(): Promise<void> {
     minThroughput: 10,
     callTimeoutMs: 2_000,
   }
+  const ai = new OpenAICircuitBreaker({
+    openaiClient: new OpenAI({ apiKey: 'demo', baseURL: `${upstream.url}/v1` }),
+    claudeClient: new Anthropic({ apiKey: 'demo', baseURL: fallbackUpstream.url }),
+    registry,
+    breakerOptions,
+  })
+  ai.on('failover', (e: { from: string; to: string; reason: string }) => console.log(`failover ${e.from} -> ${e.to} (${e.reason})`))
 
   const app = express()
   app.use(express.json())
 
+  // The route has its own breaker; inside, each provider has one too (openai_api, anthropic_api).
+  // When every provider is unavailable the route answers 503 with Retry-After.
   app.post(
     '/api/generate',
     withCircuitBreaker(
-      'openai_api',
+      'api_generate',
       async (req, res) => {
         const prompt = typeof req.body?.prompt === 'string' ? req.body.prompt : 'Hello'
-        const r = await fetch(`${upstream.url}/v1/chat/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] }),
-          signal: AbortSignal.timeout(breakerOptions.callTimeoutMs),
-        })
-        if (!r.ok) {
-          res.status(502).json({ error: 'upstream_error', status: r.status })
-          return
-        }
-        const body = (await r.json()) as { choices: { message: { content: string } }[] }
-        res.json({ content: body.choices[0]?.message.content, provider: 'openai' })
+        const r = await ai.chatCompletion({ messages: [{ role: 'user', content: prompt }], model: 'gpt-4o-mini', max_tokens: 256 })
+        res.json({ content: r.content, provider: r.provider, fallback: r._fallback ?? null })
       },
-      { registry, breakerOptions },
+      { registry },
     ),
   )
 
@@ -74,11 +79,8 @@ async function main(): Promise<void> {
     res.json(chaos)
   })
 
-  monitor.registerService(
-    'openai_api',
-    async () => (await fetch(`${upstream.url}/v1/models`, { signal: AbortSignal.timeout(1_000) })).ok,
-    { checkIntervalMs: 5_000, checkTimeoutMs: 1_000, breaker: 'openai_api' },
-  )
+  setupOpenAIHealthCheck(ai, monitor, { intervalMs: 5_000 })
+  setupAnthropicHealthCheck(ai, monitor, { intervalMs: 5_000 })
   await monitor.start()
   registerCircuitBreakerRoutes(app, { registry, monitor, adminToken, dashboard: true })
 
@@ -105,6 +107,7 @@ async function main(): Promise<void> {
     server.close()
     await monitor.stop()
     await upstream.close()
+    await fallbackUpstream.close()
     process.exit(0)
   }
   process.once('SIGTERM', () => void shutdown('SIGTERM'))
