@@ -88,13 +88,18 @@ function armFlush() {
   }
 }
 
-function pushOutcome(id, word, how, latencyMs, endMs) {
+/** Writes an entry after the last one; the caller counts it. */
+function writeEntry(id, word, how, latencyMs, endMs) {
   const i = batchLen * STRIDE
   batch[i] = id
   batch[i + 1] = word
   batch[i + 2] = how
   batch[i + 3] = latencyMs
   batch[i + 4] = endMs
+}
+
+function pushOutcome(id, word, how, latencyMs, endMs) {
+  writeEntry(id, word, how, latencyMs, endMs)
   if (++batchLen === BATCH_CAP) flush()
   else if (!flushArmed) armFlush()
 }
@@ -102,12 +107,7 @@ function pushOutcome(id, word, how, latencyMs, endMs) {
 /** Applies the batch with one more entry at its end, in one native call; returns the state
  * word that entry left its breaker in. */
 function settleLast(id, word, how, latencyMs, endMs) {
-  const i = batchLen * STRIDE
-  batch[i] = id
-  batch[i + 1] = word
-  batch[i + 2] = how
-  batch[i + 3] = latencyMs
-  batch[i + 4] = endMs
+  writeEntry(id, word, how, latencyMs, endMs)
   const n = batchLen + 1
   batchLen = 0
   return flushBatch(batch, n)

@@ -7,4 +7,5 @@ pub mod fallback;
 pub mod health;
 pub mod options;
 pub mod queue;
+pub mod rng;
 pub mod shared;

@@ -275,6 +275,15 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Option entries from literals, for tests of the configs built on this module.
+#[cfg(test)]
+pub(crate) fn layer(entries: &[(&str, Value)]) -> Vec<(String, Value)> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -351,12 +351,7 @@ impl BreakerConfig {
 mod tests {
     use super::*;
 
-    fn layer(entries: &[(&str, Value)]) -> Vec<(String, Value)> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
+    use crate::core::options::layer;
 
     #[test]
     fn defaults_match_the_documented_table() {

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::core::error::{ConfigIssue, Error, Result};
 use crate::core::options::{fmt_num, MAX_DURATION_MS};
+use crate::core::rng::Jitter;
 pub use adopt::Adopt;
 pub use config::BreakerConfig;
 pub use state::{Cause, State, StateKind, Transition, Trial};
@@ -78,7 +79,7 @@ pub struct Breaker {
     open_count: u64,
     opened_at: Option<f64>,
     next_trial_id: u32,
-    rng: u64,
+    rng: Jitter,
     last_transition: Option<Transition>,
 }
 
@@ -89,13 +90,6 @@ impl Breaker {
         } else {
             State::Disabled
         };
-        // A seed that differs between breakers (splitmix64 of a counter), for jitter only.
-        static SEEDS: std::sync::atomic::AtomicU64 =
-            std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-        let mut seed = SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
-        seed = (seed ^ (seed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        seed = (seed ^ (seed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        seed ^= seed >> 31;
         Self {
             window: Window::new(cfg.rolling_window_ms),
             current_reset_timeout_ms: cfg.reset_timeout_ms,
@@ -109,7 +103,7 @@ impl Breaker {
             open_count: 0,
             opened_at: None,
             next_trial_id: 1,
-            rng: seed | 1,
+            rng: Jitter::new(),
             last_transition: None,
         }
     }
@@ -317,16 +311,6 @@ impl Breaker {
         }
     }
 
-    fn next_random(&mut self) -> f64 {
-        // xorshift64*: jitter needs spread, not cryptographic quality.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// The open time of the next open: `resetTimeoutMs × backoffMultiplier^step`, capped at
     /// `maxResetTimeoutMs`, then shortened by up to `jitterRatio` (so the cap always holds).
     fn next_open_ms(&mut self) -> f64 {
@@ -342,7 +326,7 @@ impl Breaker {
             base
         };
         if self.cfg.jitter_ratio > 0.0 {
-            t * (1.0 - self.cfg.jitter_ratio * self.next_random())
+            t * (1.0 - self.cfg.jitter_ratio * self.rng.unit())
         } else {
             t
         }

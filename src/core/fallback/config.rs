@@ -239,12 +239,7 @@ mod tests {
     use super::*;
     use crate::core::env::fallback_env;
 
-    fn layer(entries: &[(&str, Value)]) -> Vec<(String, Value)> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
+    use crate::core::options::layer;
 
     #[test]
     fn defaults_follow_the_seed() {

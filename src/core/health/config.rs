@@ -188,12 +188,7 @@ pub fn validate_monitor_options(entries: Vec<(String, Value)>) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn layer(entries: &[(&str, Value)]) -> Vec<(String, Value)> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
+    use crate::core::options::layer;
 
     #[test]
     fn defaults_are_the_seeds_health_check_config_in_ms() {

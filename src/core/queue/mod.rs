@@ -5,6 +5,7 @@
 pub mod journal;
 pub mod storage;
 
+use crate::core::rng::Jitter;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -194,7 +195,7 @@ pub struct Queue {
     writer: Option<Writer>,
     path: Option<String>,
     _lock: Option<Lock>,
-    rng: u64,
+    rng: Jitter,
     stats: QueueStats,
     /// The size a compacted journal would have.
     live_bytes: usize,
@@ -222,7 +223,7 @@ impl Queue {
             writer: None,
             path: None,
             _lock: None,
-            rng: seed | 1,
+            rng: Jitter::from_seed(seed),
             stats: QueueStats::default(),
             live_bytes: 0,
             journal_bytes: 0,
@@ -328,16 +329,6 @@ impl Queue {
         n.parse().ok()
     }
 
-    fn next_random(&mut self) -> f64 {
-        // xorshift64*: jitter needs spread, not cryptographic quality.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// The wait before the next attempt when `attempts` were made:
     /// `retryDelayMs × retryBackoffMultiplier^attempts`, capped, then shortened by up to
     /// `retryJitterRatio` (so the cap holds).
@@ -346,7 +337,7 @@ impl Queue {
         let d =
             (self.cfg.retry_delay_ms * self.cfg.backoff_multiplier.powi(exp)).min(MAX_DURATION_MS);
         if self.cfg.jitter_ratio > 0.0 {
-            d * (1.0 - self.cfg.jitter_ratio * self.next_random())
+            d * (1.0 - self.cfg.jitter_ratio * self.rng.unit())
         } else {
             d
         }

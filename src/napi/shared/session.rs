@@ -11,6 +11,7 @@
 //! reconnects silently) is what tells us when a reconnect happened and so when to resync; it
 //! also ties the pub/sub connection to the same life cycle.
 
+use crate::core::rng::Jitter;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -86,7 +87,7 @@ struct Task {
     timeout: Duration,
     connect_timeout: Duration,
     pending: HashMap<u64, Pending>,
-    rng: u64,
+    rng: Jitter,
 }
 
 pub(super) async fn run(start: Start) {
@@ -114,7 +115,7 @@ pub(super) async fn run(start: Start) {
         },
         js,
         pending: HashMap::new(),
-        rng: seed(),
+        rng: Jitter::new(),
     };
     let mut first = Some(first);
     let mut attempt: u32 = 0;
@@ -187,7 +188,7 @@ pub(super) async fn run(start: Start) {
         }
         reconnect = true;
         // Back off; what happens locally meanwhile is kept for the replay.
-        let delay = reconnect_delay_ms(attempt, task.unit());
+        let delay = reconnect_delay_ms(attempt, task.rng.unit());
         attempt = attempt.saturating_add(1);
         let sleep = tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0));
         tokio::pin!(sleep);
@@ -206,27 +207,11 @@ pub(super) async fn run(start: Start) {
 }
 
 /// A seed for the reconnect jitter: different per process and per session.
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (t ^ (u64::from(std::process::id()) << 32)) | 1
-}
-
 fn name_of(id: f64) -> Option<String> {
     TABLE.lock().name_of(id)
 }
 
 impl Task {
-    fn unit(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     fn emit(&self, ev: SharedEvent) {
         // Non-blocking: an event for an environment that is going away is dropped.
         let _ = self.js.call(ev, ThreadsafeFunctionCallMode::NonBlocking);
