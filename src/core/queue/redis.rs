@@ -196,6 +196,7 @@ pub fn after_failure(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Taken {
     pub expired: bool,
+    pub service: String,
     pub id: String,
     /// The stream entry, for XACK.
     pub entry: String,
@@ -212,13 +213,14 @@ fn opt(s: &str) -> Option<String> {
 }
 
 /// Decodes one row of the TAKE script's reply:
-/// `[kind, id, entry, attempts, op, payload, key, enq, err]`.
+/// `[kind, id, entry, attempts, op, payload, key, enq, err, service]`.
 pub fn parse_taken(row: &[String]) -> Option<Taken> {
-    let [kind, id, entry, attempts, op, payload, key, enq, err] = row else {
+    let [kind, id, entry, attempts, op, payload, key, enq, err, service] = row else {
         return None;
     };
     Some(Taken {
         expired: kind == "expired",
+        service: service.clone(),
         id: id.clone(),
         entry: entry.clone(),
         attempts: attempts.parse().ok()?,
@@ -321,7 +323,7 @@ return {id, 0, num(due)}
 /// ARGV: prefix, consumer, visibility ms, queueTtlMs, then (service, count) pairs. Promotes due
 /// retries into their streams, then per service reclaims entries idle past the visibility
 /// timeout (XAUTOCLAIM) and reads new ones (XREADGROUP), up to count. Returns
-/// `[now, services, rows]`: rows as `parse_taken` reads them.
+/// `[now, services, rows, live count, dead count]`: rows as `parse_taken` reads them.
 pub const TAKE_BODY: &str = r"
 local p, consumer, vis, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local due = redis.call('ZRANGEBYSCORE', p .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
@@ -365,17 +367,17 @@ while ARGV[i] do
           redis.call('XACK', stream, 'workers', eid)
           redis.call('XDEL', stream, eid)
           bury(p, id, ik, 'expired')
-          table.insert(rows, {'expired', id, eid, h[6], h[1], h[2], h[3], h[4], h[5]})
+          table.insert(rows, {'expired', id, eid, h[6], h[1], h[2], h[3], h[4], h[5], svc})
         else
           local att = redis.call('HINCRBY', ik, 'att', 1)
           redis.call('HSET', ik, 'eid', eid, 'by', consumer)
-          table.insert(rows, {'run', id, eid, tostring(att), h[1], h[2], h[3], h[4], h[5]})
+          table.insert(rows, {'run', id, eid, tostring(att), h[1], h[2], h[3], h[4], h[5], svc})
         end
       end
     end
   end
 end
-return {num(now), redis.call('SMEMBERS', p .. 'services'), rows}
+return {num(now), redis.call('SMEMBERS', p .. 'services'), rows, redis.call('SCARD', p .. 'live'), redis.call('ZCARD', p .. 'dead')}
 ";
 
 /// ARGV: prefix, service, id, entry, retention ms. The item leaves the queue; its key is kept
@@ -583,7 +585,7 @@ mod tests {
     #[test]
     fn taken_rows_decode() {
         let row: Vec<String> = [
-            "run", "7", "1-0", "2", "publish", "{}", "", "1000", "boom",
+            "run", "7", "1-0", "2", "publish", "{}", "", "1000", "boom", "meta",
         ]
         .iter()
         .map(|s| s.to_string())
