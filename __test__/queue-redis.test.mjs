@@ -117,7 +117,9 @@ test('dedup across instances: one key, one id, one item, fleet-wide; a completed
   const runs = []
   q2.registerHandler('work', (payload, attempt, ctx) => runs.push([payload, ctx.idempotencyKey]))
   assert.equal(await q2.runDue(), 1)
-  assert.deepEqual(runs, [[1, 'k']])
+  assert.equal(runs.length, 1)
+  assert.ok([1, 2, 3].includes(runs[0][0]), 'the payload of whichever enqueue came first')
+  assert.equal(runs[0][1], 'k')
   assert.equal(await q1.enqueue('billing', { operation: 'work', payload: 4 }, { idempotencyKey: 'k' }), ids[0])
   assert.deepEqual(await q1.list(), [])
   assert.equal(q1.getMetrics().deduplicated, 2)
@@ -219,4 +221,16 @@ test('a private redis-server with AOF (appendfsync always) SIGKILLed and restart
   assert.equal(new Set(done).size, 40)
   assert.ok(errors.includes('ERR_QUEUE_UNAVAILABLE'))
   await q.close()
+})
+
+test("MetaCircuitBreaker's queue: { redisUrl } builds its publish queue on Redis", async (t) => {
+  const s = setup(t, 'meta')
+  const { MetaCircuitBreaker } = await import('../providers.mjs').catch(() => import('../lib/providers/index.js'))
+  const meta = new MetaCircuitBreaker({ accessToken: 'test-token', registry: new CircuitBreakerRegistry(), queue: { redisUrl: REDIS_URL, keyPrefix: s.prefix } })
+  t.after(() => meta.close())
+  await meta.ready
+  assert.equal(meta.queue.distributed, true)
+  assert.equal(meta.queue.options.queue.keyPrefix, s.prefix)
+  assert.equal(meta.queue.options.queueTtlMs, 86_400_000)
+  assert.throws(() => new MetaCircuitBreaker({ accessToken: 't', registry: null, queue: { redisUrl: REDIS_URL }, persistPath: '/tmp/x' }), { code: 'ERR_INVALID_CONFIG' })
 })

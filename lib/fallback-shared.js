@@ -41,6 +41,13 @@ function checkService(service) {
   }
 }
 
+function checkHandler(operation, handler) {
+  if (typeof operation !== 'string' || operation.length === 0) {
+    throw errors.invalidArgument('operation', operation, 'a non-empty string')
+  }
+  if (typeof handler !== 'function') throw errors.invalidArgument('handler', handler, 'a function')
+}
+
 function checkKey(field, key) {
   if (typeof key !== 'string') throw errors.invalidArgument(field, key, 'a string')
 }
@@ -131,6 +138,23 @@ function emitSafe(emitter, logger, event, payload) {
   }
 }
 
+/** The public, frozen view of a queue's resolved options (`r`: the native side's), plus `extra`. */
+function queueOptionsView(r, extra) {
+  return Object.freeze({
+    queueEnabled: r.queueEnabled,
+    maxQueueSize: r.maxQueueSize,
+    queueTtlMs: r.queueTtlMs,
+    autoRetryEnabled: r.autoRetryEnabled,
+    maxRetryAttempts: r.maxRetryAttempts,
+    retryDelayMs: r.retryDelayMs,
+    retryBackoffMultiplier: r.retryBackoffMultiplier,
+    retryJitterRatio: r.retryJitterRatio,
+    concurrency: r.concurrency,
+    idempotencyRetentionMs: r.idempotencyRetentionMs,
+    ...extra,
+  })
+}
+
 /** A short text for an error of any type, for the journal and `lastError`. */
 function errorText(err) {
   let text
@@ -146,4 +170,4 @@ function errorText(err) {
   return text.length > 4096 ? `${text.slice(0, 4093)}...` : text
 }
 
-module.exports = { CONTEXT, optionsOf, clockOf, loggerOf, checkService, checkItem, itemView, checkKey, checkTtl, raise, emitSafe, errorText }
+module.exports = { CONTEXT, optionsOf, clockOf, loggerOf, checkService, checkHandler, checkItem, itemView, queueOptionsView, checkKey, checkTtl, raise, emitSafe, errorText }

@@ -68,17 +68,7 @@ class RedisRequestQueue extends EventEmitter {
     const o = this.#native.options()
     const r = o.rules
     this.#opts = { ...r, ...o }
-    this.options = Object.freeze({
-      queueEnabled: r.queueEnabled,
-      maxQueueSize: r.maxQueueSize,
-      queueTtlMs: r.queueTtlMs,
-      autoRetryEnabled: r.autoRetryEnabled,
-      maxRetryAttempts: r.maxRetryAttempts,
-      retryDelayMs: r.retryDelayMs,
-      retryBackoffMultiplier: r.retryBackoffMultiplier,
-      retryJitterRatio: r.retryJitterRatio,
-      concurrency: r.concurrency,
-      idempotencyRetentionMs: r.idempotencyRetentionMs,
+    this.options = shared.queueOptionsView(r, {
       persistPath: null,
       queue: Object.freeze({
         keyPrefix: o.keyPrefix,
@@ -109,10 +99,7 @@ class RedisRequestQueue extends EventEmitter {
 
   /** See `RequestQueue.registerHandler`. */
   registerHandler(operation, handler) {
-    if (typeof operation !== 'string' || operation.length === 0) {
-      throw errors.invalidArgument('operation', operation, 'a non-empty string')
-    }
-    if (typeof handler !== 'function') throw errors.invalidArgument('handler', handler, 'a function')
+    shared.checkHandler(operation, handler)
     this.#handlers.set(operation, handler)
     this.#warnedOps.delete(operation)
     this.#arm(0)

@@ -103,19 +103,7 @@ class RequestQueue extends EventEmitter {
     this.#persistent = r.persistPath !== undefined && r.persistPath !== null
     this.#prefix = this.#native.idPrefix
     /** The resolved queue options (after defaults and the environment). */
-    this.options = Object.freeze({
-      queueEnabled: r.queueEnabled,
-      maxQueueSize: r.maxQueueSize,
-      queueTtlMs: r.queueTtlMs,
-      autoRetryEnabled: r.autoRetryEnabled,
-      maxRetryAttempts: r.maxRetryAttempts,
-      retryDelayMs: r.retryDelayMs,
-      retryBackoffMultiplier: r.retryBackoffMultiplier,
-      retryJitterRatio: r.retryJitterRatio,
-      concurrency: r.concurrency,
-      idempotencyRetentionMs: r.idempotencyRetentionMs,
-      persistPath: r.persistPath ?? null,
-    })
+    this.options = shared.queueOptionsView(r, { persistPath: r.persistPath ?? null })
     /** What opening the journal found (all zeros in memory). */
     this.replay = Object.freeze({ ...this.#native.replayReport() })
     this.#ref = track(this)
@@ -138,10 +126,7 @@ class RequestQueue extends EventEmitter {
    * attempt, enqueuedAt }`. A returned promise that rejects (or a throw) is a failed attempt.
    */
   registerHandler(operation, handler) {
-    if (typeof operation !== 'string' || operation.length === 0) {
-      throw errors.invalidArgument('operation', operation, 'a non-empty string')
-    }
-    if (typeof handler !== 'function') throw errors.invalidArgument('handler', handler, 'a function')
+    shared.checkHandler(operation, handler)
     this.#handlers.set(operation, handler)
     this.#warnedOps.delete(operation)
     this.#schedulePass()

@@ -72,6 +72,17 @@ impl Clock for ManualClock {
     }
 }
 
+/// The next number in 0..1 of a xorshift64* sequence (`state` must not be 0). Jitter needs
+/// spread, not cryptographic quality; every backoff (breakers, queues, reconnects) uses this.
+pub fn unit_random(state: &mut u64) -> f64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

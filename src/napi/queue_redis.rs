@@ -149,6 +149,11 @@ fn number(v: &Value) -> f64 {
     text(v).parse().unwrap_or(0.0)
 }
 
+/// A script's status code (0 when absent).
+fn status(v: Option<&Value>) -> i64 {
+    v.map_or(0, |v| number(v) as i64)
+}
+
 fn item_js(l: Listed) -> QueueItem {
     QueueItem {
         num: l.id.parse().unwrap_or(0.0),
@@ -169,13 +174,7 @@ fn item_js(l: Listed) -> QueueItem {
 
 impl Inner {
     fn unit(&self) -> f64 {
-        let mut rng = self.rng.lock();
-        let mut x = *rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        *rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        crate::core::clock::unit_random(&mut self.rng.lock())
     }
 
     fn timeout(&self) -> Duration {
@@ -323,9 +322,9 @@ impl NativeRedisQueue {
                 .map_err(to_js)?;
             let r = array(&v);
             let id = r.first().map(text).unwrap_or_default();
-            match r.get(1).map(number) {
-                Some(s) if s == 2.0 => Err(to_js(Error::QueueFull { max })),
-                Some(s) if s == 1.0 => Ok(RedisEnqueued {
+            match status(r.get(1)) {
+                2 => Err(to_js(Error::QueueFull { max })),
+                1 => Ok(RedisEnqueued {
                     id,
                     existing: true,
                     due_at: None,
@@ -342,7 +341,11 @@ impl NativeRedisQueue {
     /// Takes up to `count` items of each service for attempts (reclaiming items whose holder
     /// went silent for the visibility timeout), after promoting due retries.
     #[napi(catch_unwind)]
-    pub fn take<'env>(&self, env: &'env Env, requests: Vec<TakeRequest>) -> Promise<'env, TakeResult> {
+    pub fn take<'env>(
+        &self,
+        env: &'env Env,
+        requests: Vec<TakeRequest>,
+    ) -> Promise<'env, TakeResult> {
         let inner = self.inner.clone();
         env.spawn_future(async move {
             let c = &inner.cfg;
@@ -406,7 +409,11 @@ impl NativeRedisQueue {
         env.spawn_future(async move {
             let retention = ms_arg(inner.fallback.queue.idempotency_retention_ms);
             let v = inner
-                .run("complete", &inner.scripts.complete, &[service, id, entry, retention])
+                .run(
+                    "complete",
+                    &inner.scripts.complete,
+                    &[service, id, entry, retention],
+                )
                 .await
                 .map_err(to_js)?;
             Ok(number(&v) == 1.0)
@@ -429,7 +436,13 @@ impl NativeRedisQueue {
         error: String,
     ) -> Promise<'env, RedisFailOutcome> {
         let inner = self.inner.clone();
-        let decision = after_failure(&inner.fallback.queue, attempts, enqueued_at, now, inner.unit());
+        let decision = after_failure(
+            &inner.fallback.queue,
+            attempts,
+            enqueued_at,
+            now,
+            inner.unit(),
+        );
         env.spawn_future(async move {
             let (mode, delay, reason) = match decision {
                 AfterFailure::Retry { delay_ms } => ("retry", delay_ms, ""),
@@ -451,15 +464,15 @@ impl NativeRedisQueue {
                 .map_err(to_js)?;
             let r = array(&v);
             let at = r.get(1).map_or(0.0, number);
-            Ok(match r.first().map(number) {
-                Some(s) if s == 1.0 => RedisFailOutcome {
+            Ok(match status(r.first()) {
+                1 => RedisFailOutcome {
                     held: true,
                     dead: false,
                     reason: None,
                     next_attempt_at: at,
                     delay_ms: delay,
                 },
-                Some(s) if s == 2.0 => RedisFailOutcome {
+                2 => RedisFailOutcome {
                     held: true,
                     dead: true,
                     reason: Some(reason.into()),

@@ -361,13 +361,7 @@ impl Queue {
     }
 
     fn next_random(&mut self) -> f64 {
-        // xorshift64*: jitter needs spread, not cryptographic quality.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        crate::core::clock::unit_random(&mut self.rng)
     }
 
     fn delay(&mut self, attempts: u32) -> f64 {

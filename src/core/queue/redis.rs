@@ -24,7 +24,9 @@
 
 use crate::core::error::Result;
 use crate::core::options::{fmt_num, Options, Value};
-use crate::core::shared::config::{url_issue, DEFAULT_COMMAND_TIMEOUT_MS, MAX_COMMAND_TIMEOUT_MS};
+use crate::core::shared::config::{
+    command_timeout_option, redis_url_option, DEFAULT_COMMAND_TIMEOUT_MS,
+};
 
 use super::journal::DeadReason;
 use super::{backoff_delay, dead_after_failure};
@@ -50,7 +52,6 @@ const KNOWN: &[&str] = &[
     "pollIntervalMs",
     "commandTimeoutMs",
 ];
-const SCHEMES: &[&str] = &["redis://", "unix://", "redis+unix://"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisQueueConfig {
@@ -74,13 +75,7 @@ impl RedisQueueConfig {
         persist_path: bool,
     ) -> Result<Self> {
         let mut o = Options::new(CONTEXT, entries);
-        if !o.given("redisUrl") {
-            o.issue(
-                "redisUrl",
-                "undefined".into(),
-                "a redis:// or unix:// URL (required)",
-            );
-        }
+        let redis_url = redis_url_option(&mut o);
         if persist_path {
             o.issue(
                 "persistPath",
@@ -88,15 +83,6 @@ impl RedisQueueConfig {
                 "no persistPath with a Redis queue (the items are kept in Redis)",
             );
         }
-        let redis_url = o.text("redisUrl", 1, 4_096, false).and_then(|url| {
-            if SCHEMES.iter().any(|s| url.starts_with(s)) {
-                Some(url)
-            } else {
-                let issue = url_issue(&url, "a redis:// or unix:// URL");
-                o.issue(&issue.field, issue.value, issue.expected);
-                None
-            }
-        });
         let key_prefix = o.text("keyPrefix", 1, 256, false);
         let consumer = o.text("consumer", 1, 128, false);
         let visibility = o.duration("visibilityTimeoutMs", false, false);
@@ -124,18 +110,7 @@ impl RedisQueueConfig {
                 None
             }
         });
-        let timeout = o.duration("commandTimeoutMs", false, false).and_then(|ms| {
-            if ms <= MAX_COMMAND_TIMEOUT_MS {
-                Some(ms)
-            } else {
-                o.issue(
-                    "commandTimeoutMs",
-                    fmt_num(ms),
-                    format!("a number of milliseconds greater than 0 and at most {MAX_COMMAND_TIMEOUT_MS}"),
-                );
-                None
-            }
-        });
+        let timeout = command_timeout_option(&mut o);
         o.finish(KNOWN)?;
         Ok(Self {
             redis_url: redis_url.unwrap_or_default(),
@@ -570,7 +545,11 @@ mod tests {
             ),
         ];
         for (attempts, now, unit, want) in table {
-            assert_eq!(after_failure(&cfg, attempts, 0.0, now, unit), want, "{attempts} {now}");
+            assert_eq!(
+                after_failure(&cfg, attempts, 0.0, now, unit),
+                want,
+                "{attempts} {now}"
+            );
         }
     }
 
@@ -604,8 +583,8 @@ mod tests {
     #[test]
     fn listed_items_decode() {
         let pairs: Vec<String> = [
-            "service", "meta", "op", "publish", "payload", "1", "key", "k", "att", "1", "enq",
-            "5", "err", "", "by", "c1",
+            "service", "meta", "op", "publish", "payload", "1", "key", "k", "att", "1", "enq", "5",
+            "err", "", "by", "c1",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -21,7 +21,9 @@ use redis::aio::{MultiplexedConnection, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{connection_lost, held_leases, lease_answer, lease_failed, set_live, Local, SharedEvent, ToJs};
+use super::{
+    connection_lost, held_leases, lease_answer, lease_failed, set_live, Local, SharedEvent, ToJs,
+};
 use crate::core::shared::keys::channel;
 use crate::core::shared::message::open_value_votes;
 use crate::core::shared::plan::{quorum_reached, reconnect_delay_ms};
@@ -219,12 +221,7 @@ fn name_of(id: f64) -> Option<String> {
 
 impl Task {
     fn unit(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        crate::core::clock::unit_random(&mut self.rng)
     }
 
     fn emit(&self, ev: SharedEvent) {
