@@ -109,6 +109,51 @@ export declare class NativeQueue {
   close(): number
 }
 
+export declare class NativeRedisQueue {
+  /**
+   * Validates the fallback options and their `queue` object (one `ERR_INVALID_CONFIG`
+   * each); connects lazily, on the first call.
+   */
+  constructor(options: object, env: object | undefined | null, defaultConsumer: string)
+  options(): RedisQueueOptions
+  /**
+   * Adds `{ operation, payload }` for `service`, or finds the item of its idempotency key
+   * (queued, running, or completed within the retention) anywhere in the fleet.
+   */
+  enqueue(service: string, operation: string, payload: string, key?: string | undefined | null): Promise<RedisEnqueued>
+  /**
+   * Takes up to `count` items of each service for attempts (reclaiming items whose holder
+   * went silent for the visibility timeout), after promoting due retries.
+   */
+  take(requests: Array<TakeRequest>): Promise<TakeResult>
+  /**
+   * The attempt succeeded: the item leaves the queue (fleet-wide); its key is remembered
+   * for `idempotencyRetentionMs`. Resolves false when it was gone already.
+   */
+  complete(service: string, id: string, entry: string): Promise<boolean>
+  /**
+   * The `attempts`-th attempt failed at `now` (Redis' clock, estimated by the caller): the
+   * item is retried after a backoff with jitter, or dead-lettered with `error`.
+   */
+  fail(service: string, id: string, entry: string, attempts: number, enqueuedAt: number, now: number, error: string): Promise<RedisFailOutcome>
+  /**
+   * Gives a taken item back without using its attempt, due again after `delayMs`; `reason`
+   * (if not empty) becomes its last error.
+   */
+  release(service: string, id: string, entry: string, delayMs: number, reason: string): Promise<boolean>
+  /**
+   * The visibility heartbeat: `held` lists (service, entry) pairs flat. Resolves with how
+   * many this instance still holds.
+   */
+  touch(held: Array<string>): Promise<number>
+  /** Queued and running items (`live`) or dead letters (`dead`), fleet-wide. */
+  list(which: string): Promise<Array<QueueItem>>
+  counts(): Promise<RedisCounts>
+  clearDeadLetters(): Promise<number>
+  /** Closes the connection; a later call would open a new one. */
+  close(): Promise<boolean>
+}
+
 /**
  * A permit packs as `word + trial × 2^32` (exact in an f64); a rejection is negative:
  * `-1 - retryAfterMs`, or `-Infinity` when no time can be given (forced open).
@@ -260,6 +305,38 @@ export interface QueueItem {
   reason?: string
 }
 
+export interface RedisCounts {
+  live: number
+  dead: number
+}
+
+export interface RedisEnqueued {
+  id: string
+  existing: boolean
+  /** When the first attempt is due (Redis' clock); absent for an existing item. */
+  dueAt?: number
+}
+
+export interface RedisFailOutcome {
+  /** False when another instance holds the item now (this attempt's outcome is dropped). */
+  held: boolean
+  dead: boolean
+  reason?: string
+  nextAttemptAt: number
+  delayMs: number
+}
+
+/** The resolved options: the queue rules and the Redis backend's own. */
+export interface RedisQueueOptions {
+  rules: ResolvedFallbackOptions
+  keyPrefix: string
+  visibilityTimeoutMs: number
+  heartbeatMs: number
+  consumer: string
+  pollIntervalMs: number
+  commandTimeoutMs: number
+}
+
 /** Every fallback option after defaults and the environment, for the JS layer. */
 export interface ResolvedFallbackOptions {
   cacheEnabled: boolean
@@ -365,3 +442,34 @@ export interface SharedStatus {
  * breaker's state changes (from any thread). The JS layer creates it once per thread.
  */
 export declare function statePage(): Float64Array
+
+export interface TakenItem {
+  service: string
+  /** `run`, or `expired` (dead-lettered at take: past queueTtlMs). */
+  kind: string
+  id: string
+  entry: string
+  attempts: number
+  operation: string
+  /** JSON text. */
+  payload: string
+  idempotencyKey?: string
+  enqueuedAt: number
+  lastError?: string
+}
+
+export interface TakeRequest {
+  service: string
+  count: number
+}
+
+export interface TakeResult {
+  /** Redis' clock when the items were taken. */
+  now: number
+  /** Every service that ever had an item in this queue. */
+  services: Array<string>
+  items: Array<TakenItem>
+  /** Queued and running items, fleet-wide, after the take. */
+  live: number
+  dead: number
+}

@@ -839,6 +839,7 @@ module.exports.NativeCache = nativeBinding.NativeCache
 module.exports.NativeHealthMonitor = nativeBinding.NativeHealthMonitor
 module.exports.NativeManualClock = nativeBinding.NativeManualClock
 module.exports.NativeQueue = nativeBinding.NativeQueue
+module.exports.NativeRedisQueue = nativeBinding.NativeRedisQueue
 module.exports.breakerAcquire = nativeBinding.breakerAcquire
 module.exports.breakerControl = nativeBinding.breakerControl
 module.exports.breakerCreate = nativeBinding.breakerCreate

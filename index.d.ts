@@ -281,6 +281,7 @@ export declare const ErrorCodes: {
   readonly QUEUE_FULL: 'ERR_QUEUE_FULL'
   readonly QUEUE_DISABLED: 'ERR_QUEUE_DISABLED'
   readonly QUEUE_CLOSED: 'ERR_QUEUE_CLOSED'
+  readonly QUEUE_UNAVAILABLE: 'ERR_QUEUE_UNAVAILABLE'
   readonly NOT_SERIALIZABLE: 'ERR_NOT_SERIALIZABLE'
   readonly CORRUPT_JOURNAL: 'ERR_CORRUPT_JOURNAL'
   readonly JOURNAL_IO: 'ERR_JOURNAL_IO'
@@ -480,6 +481,7 @@ export type FallbackErrorCode =
   | 'ERR_QUEUE_FULL'
   | 'ERR_QUEUE_DISABLED'
   | 'ERR_QUEUE_CLOSED'
+  | 'ERR_QUEUE_UNAVAILABLE'
   | 'ERR_NOT_SERIALIZABLE'
   | 'ERR_CORRUPT_JOURNAL'
   | 'ERR_JOURNAL_IO'
@@ -526,6 +528,13 @@ export interface FallbackOptions {
   logFallbacks?: boolean
   /** A journal file: the queue then survives restarts and crashes (at-least-once delivery). Default none (in memory). */
   persistPath?: string | null
+  /**
+   * The Redis backend: the items live in Redis, shared by every instance on the same Redis and
+   * `keyPrefix` (at-least-once delivery, dedup by idempotency key fleet-wide, reclaim after
+   * `visibilityTimeoutMs`). `new RequestQueue({ queue })` then returns a `RedisRequestQueue`.
+   * Not with `persistPath`.
+   */
+  queue?: RedisQueueOptions
   /** The clock. Default `systemClock`; tests pass a `ManualClock` (and give breakers the same one). */
   clock?: Clock
   /** Where logs go. Default `console`. */
@@ -693,9 +702,53 @@ export interface RequestQueueMetrics {
   journal: { path: string; bytes: number; compactions: number; failed: boolean } | null
 }
 
+/** `queue: { ... }`: the Redis backend of the retry queue. */
+export interface RedisQueueOptions {
+  /** `redis://[user:password@]host:port[/db]` or `unix://` (required). */
+  redisUrl: string
+  /** Every key starts with it. Default `'breakwater:queue:'`. */
+  keyPrefix?: string
+  /** An item held this long by an instance that stopped sending heartbeats (it died) goes to another instance, in ms. Default 30 000; at least 100. */
+  visibilityTimeoutMs?: number
+  /** This instance's name in the consumer group. Default `<hostname>-<pid>-<random>`. */
+  consumer?: string
+  /** How often an idle instance looks for due items, in ms. Default 250. */
+  pollIntervalMs?: number
+  /** Each Redis command's timeout, in ms. Default 500. */
+  commandTimeoutMs?: number
+}
+
+/**
+ * The retry queue on Redis (`new RequestQueue({ queue: { redisUrl } })`): the same rules and
+ * events as the local queue, but inspection reads Redis, so it is asynchronous. Enqueues reject
+ * with `ERR_QUEUE_UNAVAILABLE` while Redis is unreachable; draining resumes on reconnect.
+ */
+export declare class RedisRequestQueue extends EventEmitter<RequestQueueEvents & { reconnected: [{ consumer: string }] }> {
+  readonly options: RequestQueue['options'] & {
+    queue: Readonly<Required<Omit<RedisQueueOptions, 'redisUrl'>>>
+  }
+  readonly persistent: true
+  readonly distributed: true
+  /** Queued and running items fleet-wide, as of the last poll. */
+  readonly size: number
+  registerHandler<P = any>(operation: string, handler: QueueHandler<P>): this
+  enqueue(service: string, item: { operation: string; payload?: unknown }, options?: { idempotencyKey?: string }): Promise<string>
+  runDue(): Promise<number>
+  list(service?: string): Promise<QueueItemInfo[]>
+  deadLetters(): Promise<QueueItemInfo[]>
+  clearDeadLetters(): Promise<number>
+  getMetrics(): Omit<RequestQueueMetrics, 'rememberedKeys'> & {
+    rememberedKeys: null
+    redis: { consumer: string; keyPrefix: string; connected: boolean; pendingOutcomes: number }
+  }
+  compact(): void
+  close(): Promise<void>
+}
+
 /**
  * Work that must happen, retried with exponential backoff while its service's breaker lets
- * calls through; optionally journaled to `persistPath` so that it survives a crash.
+ * calls through; optionally journaled to `persistPath` so that it survives a crash, or kept in
+ * Redis for a fleet (`queue: { redisUrl }`, see `RedisRequestQueue`).
  */
 export declare class RequestQueue extends EventEmitter<RequestQueueEvents> {
   constructor(options?: FallbackOptions)
@@ -794,4 +847,5 @@ export declare class FallbackHandler extends EventEmitter<FallbackHandlerEvents>
 }
 
 export declare function isQueueFullError(error: unknown): error is BreakwaterError & { code: 'ERR_QUEUE_FULL' }
+export declare function isQueueUnavailableError(error: unknown): error is BreakwaterError & { code: 'ERR_QUEUE_UNAVAILABLE' }
 export declare function isNotSerializableError(error: unknown): error is BreakwaterError & { code: 'ERR_NOT_SERIALIZABLE' }

@@ -38,5 +38,6 @@ module.exports = {
   FallbackCache,
   RequestQueue,
   isQueueFullError: errors.isQueueFullError,
+  isQueueUnavailableError: errors.isQueueUnavailableError,
   isNotSerializableError: errors.isNotSerializableError,
 }

@@ -21,6 +21,7 @@ export const {
   FallbackCache,
   RequestQueue,
   isQueueFullError,
+  isQueueUnavailableError,
   isNotSerializableError,
 } = cjs
 export default cjs

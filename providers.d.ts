@@ -1,7 +1,7 @@
 // Public types of `breakwater/providers`. The SDK clients are typed by the few methods used, so
 // these types compile whether or not `openai`, `@anthropic-ai/sdk` or `@google/genai` is installed.
 import { EventEmitter } from 'node:events'
-import type { BreakwaterError, CircuitBreaker, CircuitBreakerOptions, CircuitBreakerRegistry, RequestQueue } from './index.js'
+import type { BreakwaterError, CircuitBreaker, CircuitBreakerOptions, CircuitBreakerRegistry, RedisQueueOptions, RequestQueue } from './index.js'
 
 export type ProviderName = 'openai' | 'anthropic' | 'gemini'
 
@@ -282,8 +282,8 @@ export interface MetaCircuitBreakerOptions {
   persistPath?: string
   /** Options of the `meta_api` breaker; `clock` also times requests. */
   breakerOptions?: Omit<CircuitBreakerOptions, 'registry' | 'fallback'>
-  /** A RequestQueue to use instead of one created here (give it the same registry; a persistent one keeps its checkpoints beside its journal). */
-  queue?: RequestQueue
+  /** A RequestQueue to use instead of one created here (give it the same registry; a persistent one keeps its checkpoints beside its journal), or the options of a Redis queue to create (`{ redisUrl, ... }`: publishes queued by any instance, drained by all). */
+  queue?: RequestQueue | RedisQueueOptions
   /** Where `meta_api` lives, and where a queue created here finds it. Default `globalRegistry`. */
   registry?: CircuitBreakerRegistry | null
   /** Each Graph API request's timeout. Default 30 000. */

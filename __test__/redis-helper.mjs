@@ -136,10 +136,12 @@ export async function until(fn, { timeoutMs = 10_000, everyMs = 5, what = 'condi
 
 /**
  * A private redis-server on `port` (no persistence unless `dir` is given, where `dump.rdb` is
- * written by SAVE and loaded at start). Resolves once it answers PING.
+ * written by SAVE and loaded at start; with `aof`, every write is appended and fsynced to the
+ * AOF in `dir` before Redis answers). Resolves once it answers PING.
  */
-export async function startRedis(port, { dir } = {}) {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'no', '--save', '']
+export async function startRedis(port, { dir, aof = false } = {}) {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', aof ? 'yes' : 'no', '--save', '']
+  if (aof) args.push('--appendfsync', 'always')
   if (dir !== undefined) args.push('--dir', dir, '--dbfilename', 'dump.rdb')
   const child = spawn('redis-server', args, { stdio: 'ignore' })
   const exited = once(child, 'exit')
@@ -173,11 +175,13 @@ export async function startRedis(port, { dir } = {}) {
 const INSTANCE = new URL('./fixtures/instance.mjs', import.meta.url)
 
 /**
- * A gateway instance as a child process (see fixtures/instance.mjs). `ask(cmd)` sends a command
+ * A gateway instance as a child process (fixtures/instance.mjs, or another `script` that speaks
+ * the same IPC: replies `{ type: 'reply', id, result | error }`, events otherwise), given
+ * `[label, ...args]`. `ask(cmd)` sends a command
  * and resolves with its result; `events` collects everything the child reports.
  */
-export function startInstance(label, { execArgv = [] } = {}) {
-  const child = fork(INSTANCE, [label], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv })
+export function startInstance(label, { execArgv = [], script = INSTANCE, args = [] } = {}) {
+  const child = fork(script, [label, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv })
   const events = []
   const waiters = new Set()
   const pending = new Map()

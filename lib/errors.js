@@ -24,6 +24,8 @@ const CODES = Object.freeze({
   QUEUE_FULL: 'ERR_QUEUE_FULL',
   QUEUE_DISABLED: 'ERR_QUEUE_DISABLED',
   QUEUE_CLOSED: 'ERR_QUEUE_CLOSED',
+  // The Redis queue backend cannot reach Redis: the item was not queued (the caller still owns it).
+  QUEUE_UNAVAILABLE: 'ERR_QUEUE_UNAVAILABLE',
   NOT_SERIALIZABLE: 'ERR_NOT_SERIALIZABLE',
   CORRUPT_JOURNAL: 'ERR_CORRUPT_JOURNAL',
   JOURNAL_IO: 'ERR_JOURNAL_IO',
@@ -99,6 +101,7 @@ function hasCode(err, code) {
 const isCircuitOpenError = (err) => hasCode(err, CODES.CIRCUIT_OPEN)
 const isCallTimeoutError = (err) => hasCode(err, CODES.CALL_TIMEOUT)
 const isQueueFullError = (err) => hasCode(err, CODES.QUEUE_FULL)
+const isQueueUnavailableError = (err) => hasCode(err, CODES.QUEUE_UNAVAILABLE)
 const isNotSerializableError = (err) => hasCode(err, CODES.NOT_SERIALIZABLE)
 const isAllProvidersUnavailableError = (err) => hasCode(err, CODES.ALL_PROVIDERS_UNAVAILABLE)
 const isBreakwaterError = (err) =>
@@ -135,6 +138,7 @@ module.exports = {
   isAllProvidersUnavailableError,
   isBreakwaterError,
   isQueueFullError,
+  isQueueUnavailableError,
   isNotSerializableError,
   invalidArgument,
   invalidConfig,

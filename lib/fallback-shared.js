@@ -5,6 +5,7 @@
 
 const { systemClock, systemNow } = require('./clock')
 const errors = require('./errors')
+const { toJson } = require('./serialize')
 
 const CONTEXT = 'fallback options'
 
@@ -40,8 +41,75 @@ function checkService(service) {
   }
 }
 
+function checkHandler(operation, handler) {
+  if (typeof operation !== 'string' || operation.length === 0) {
+    throw errors.invalidArgument('operation', operation, 'a non-empty string')
+  }
+  if (typeof handler !== 'function') throw errors.invalidArgument('handler', handler, 'a function')
+}
+
 function checkKey(field, key) {
   if (typeof key !== 'string') throw errors.invalidArgument(field, key, 'a string')
+}
+
+/**
+ * Checks an enqueue's arguments: `item` is `{ operation, payload }` (payload as JSON) or, unless
+ * `noFunctions` names the kind of queue that cannot keep one, a function. Returns
+ * `{ operation, json, key }` (`null`s for a function item or no key).
+ */
+function checkItem(service, item, options, noFunctions) {
+  checkService(service)
+  let operation = null
+  let json = null
+  if (typeof item === 'function') {
+    if (noFunctions !== null) {
+      throw new errors.BreakwaterError(
+        errors.CODES.NOT_SERIALIZABLE,
+        `a function item cannot be stored as JSON: ${noFunctions} keeps only { operation, payload } items; register a handler for the operation`,
+      )
+    }
+  } else if (item !== null && typeof item === 'object' && !Array.isArray(item)) {
+    operation = item.operation
+    if (typeof operation !== 'string' || operation.length === 0) {
+      throw errors.invalidArgument('item.operation', operation, 'a non-empty string (or pass a function as the item)')
+    }
+    json = toJson(item.payload === undefined ? null : item.payload, 'payload')
+  } else {
+    throw errors.invalidArgument('item', item, 'an object { operation, payload } or a function')
+  }
+  let key = null
+  if (options !== undefined) {
+    if (options === null || typeof options !== 'object') throw errors.invalidArgument('options', options, 'an object { idempotencyKey }')
+    if (options.idempotencyKey !== undefined) {
+      key = options.idempotencyKey
+      if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
+        throw errors.invalidArgument('idempotencyKey', key, 'a non-empty string of at most 1024 characters')
+      }
+    }
+  }
+  return { operation, json, key }
+}
+
+/** A public view of a native item (of the local queue or the Redis backend). */
+function itemView(item) {
+  const out = {
+    id: item.id,
+    service: item.service,
+    kind: item.operation === undefined || item.operation === null ? 'function' : 'operation',
+    operation: item.operation ?? undefined,
+    payload: item.payload === undefined || item.payload === null ? undefined : JSON.parse(item.payload),
+    idempotencyKey: item.idempotencyKey ?? undefined,
+    attempts: item.attempts,
+    enqueuedAt: item.enqueuedAt,
+    nextAttemptAt: item.nextAttemptAt,
+    lastError: item.lastError ?? null,
+    state: item.deadAt !== undefined && item.deadAt !== null ? 'dead' : item.running ? 'running' : 'queued',
+  }
+  if (out.state === 'dead') {
+    out.deadAt = item.deadAt
+    out.reason = item.reason
+  }
+  return out
 }
 
 const MAX_DURATION_MS = 2_147_483_647
@@ -70,6 +138,23 @@ function emitSafe(emitter, logger, event, payload) {
   }
 }
 
+/** The public, frozen view of a queue's resolved options (`r`: the native side's), plus `extra`. */
+function queueOptionsView(r, extra) {
+  return Object.freeze({
+    queueEnabled: r.queueEnabled,
+    maxQueueSize: r.maxQueueSize,
+    queueTtlMs: r.queueTtlMs,
+    autoRetryEnabled: r.autoRetryEnabled,
+    maxRetryAttempts: r.maxRetryAttempts,
+    retryDelayMs: r.retryDelayMs,
+    retryBackoffMultiplier: r.retryBackoffMultiplier,
+    retryJitterRatio: r.retryJitterRatio,
+    concurrency: r.concurrency,
+    idempotencyRetentionMs: r.idempotencyRetentionMs,
+    ...extra,
+  })
+}
+
 /** A short text for an error of any type, for the journal and `lastError`. */
 function errorText(err) {
   let text
@@ -85,4 +170,4 @@ function errorText(err) {
   return text.length > 4096 ? `${text.slice(0, 4093)}...` : text
 }
 
-module.exports = { CONTEXT, optionsOf, clockOf, loggerOf, checkService, checkKey, checkTtl, raise, emitSafe, errorText }
+module.exports = { CONTEXT, optionsOf, clockOf, loggerOf, checkService, checkHandler, checkItem, itemView, queueOptionsView, checkKey, checkTtl, raise, emitSafe, errorText }

@@ -7,7 +7,6 @@
 const { EventEmitter } = require('node:events')
 const { NativeQueue } = require('./native')
 const errors = require('./errors')
-const { toJson } = require('./serialize')
 const shared = require('./fallback-shared')
 
 /** How long a service whose breaker refuses without saying until when waits before asking again. */
@@ -39,29 +38,16 @@ function track(queue) {
   return ref
 }
 
-/** A public view of a native item. */
-function view(item) {
-  const out = {
-    id: item.id,
-    service: item.service,
-    kind: item.operation === undefined || item.operation === null ? 'function' : 'operation',
-    operation: item.operation ?? undefined,
-    payload: item.payload === undefined || item.payload === null ? undefined : JSON.parse(item.payload),
-    idempotencyKey: item.idempotencyKey ?? undefined,
-    attempts: item.attempts,
-    enqueuedAt: item.enqueuedAt,
-    nextAttemptAt: item.nextAttemptAt,
-    lastError: item.lastError ?? null,
-    state: item.deadAt !== undefined && item.deadAt !== null ? 'dead' : item.running ? 'running' : 'queued',
-  }
-  if (out.state === 'dead') {
-    out.deadAt = item.deadAt
-    out.reason = item.reason
-  }
-  return out
-}
+const view = shared.itemView
+
+let redisModule = null
+const redisBackend = () => (redisModule ??= require('./queue-redis')).RedisRequestQueue
 
 class RequestQueue extends EventEmitter {
+  static [Symbol.hasInstance](value) {
+    return Function.prototype[Symbol.hasInstance].call(RequestQueue, value) || (redisModule !== null && value instanceof redisModule.RedisRequestQueue)
+  }
+
   #native
   #opts
   #clock
@@ -95,6 +81,9 @@ class RequestQueue extends EventEmitter {
   constructor(options) {
     super()
     const opts = shared.optionsOf(options)
+    // `queue: { redisUrl }` selects the Redis backend: the constructor returns that object
+    // instead (same methods and events; `instanceof RequestQueue` holds through hasInstance).
+    if (opts.queue !== undefined) return new (redisBackend())(opts)
     const { clock, now } = shared.clockOf(opts)
     this.#logger = shared.loggerOf(opts)
     if (opts.registry !== undefined && opts.registry !== null && typeof opts.registry.get !== 'function') {
@@ -114,19 +103,7 @@ class RequestQueue extends EventEmitter {
     this.#persistent = r.persistPath !== undefined && r.persistPath !== null
     this.#prefix = this.#native.idPrefix
     /** The resolved queue options (after defaults and the environment). */
-    this.options = Object.freeze({
-      queueEnabled: r.queueEnabled,
-      maxQueueSize: r.maxQueueSize,
-      queueTtlMs: r.queueTtlMs,
-      autoRetryEnabled: r.autoRetryEnabled,
-      maxRetryAttempts: r.maxRetryAttempts,
-      retryDelayMs: r.retryDelayMs,
-      retryBackoffMultiplier: r.retryBackoffMultiplier,
-      retryJitterRatio: r.retryJitterRatio,
-      concurrency: r.concurrency,
-      idempotencyRetentionMs: r.idempotencyRetentionMs,
-      persistPath: r.persistPath ?? null,
-    })
+    this.options = shared.queueOptionsView(r, { persistPath: r.persistPath ?? null })
     /** What opening the journal found (all zeros in memory). */
     this.replay = Object.freeze({ ...this.#native.replayReport() })
     this.#ref = track(this)
@@ -149,10 +126,7 @@ class RequestQueue extends EventEmitter {
    * attempt, enqueuedAt }`. A returned promise that rejects (or a throw) is a failed attempt.
    */
   registerHandler(operation, handler) {
-    if (typeof operation !== 'string' || operation.length === 0) {
-      throw errors.invalidArgument('operation', operation, 'a non-empty string')
-    }
-    if (typeof handler !== 'function') throw errors.invalidArgument('handler', handler, 'a function')
+    shared.checkHandler(operation, handler)
     this.#handlers.set(operation, handler)
     this.#warnedOps.delete(operation)
     this.#schedulePass()
@@ -174,35 +148,7 @@ class RequestQueue extends EventEmitter {
   }
 
   #enqueue(service, item, options) {
-    shared.checkService(service)
-    let operation = null
-    let json = null
-    if (typeof item === 'function') {
-      if (this.#persistent) {
-        throw new errors.BreakwaterError(
-          errors.CODES.NOT_SERIALIZABLE,
-          'a function item cannot be stored as JSON: a persistent queue (persistPath) keeps only { operation, payload } items; register a handler for the operation',
-        )
-      }
-    } else if (item !== null && typeof item === 'object' && !Array.isArray(item)) {
-      operation = item.operation
-      if (typeof operation !== 'string' || operation.length === 0) {
-        throw errors.invalidArgument('item.operation', operation, 'a non-empty string (or pass a function as the item)')
-      }
-      json = toJson(item.payload === undefined ? null : item.payload, 'payload')
-    } else {
-      throw errors.invalidArgument('item', item, 'an object { operation, payload } or a function')
-    }
-    let key = null
-    if (options !== undefined) {
-      if (options === null || typeof options !== 'object') throw errors.invalidArgument('options', options, 'an object { idempotencyKey }')
-      if (options.idempotencyKey !== undefined) {
-        key = options.idempotencyKey
-        if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
-          throw errors.invalidArgument('idempotencyKey', key, 'a non-empty string of at most 1024 characters')
-        }
-      }
-    }
+    const { operation, json, key } = shared.checkItem(service, item, options, this.#persistent ? 'a persistent queue (persistPath)' : null)
     if (this.#journalError !== null) throw this.#journalError
     const now = this.#now()
     const num = errors.native(() => this.#native.enqueue(service, operation, json, key, now, OUT))

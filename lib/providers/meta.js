@@ -91,8 +91,10 @@ function readOptions(options) {
   const persistPath = options.persistPath
   if (persistPath !== undefined && (typeof persistPath !== 'string' || persistPath.length === 0)) problem('persistPath', persistPath, 'a file path')
   const queue = options.queue
-  if (queue !== undefined && (queue === null || typeof queue.enqueue !== 'function' || typeof queue.registerHandler !== 'function')) {
-    problem('queue', queue, "a RequestQueue (or a FallbackHandler's queue)")
+  // `queue` is a RequestQueue, or the options of a Redis queue to build ({ redisUrl, ... }).
+  const redisQueue = queue !== null && typeof queue === 'object' && typeof queue.enqueue !== 'function' && 'redisUrl' in queue
+  if (queue !== undefined && !redisQueue && (queue === null || typeof queue.enqueue !== 'function' || typeof queue.registerHandler !== 'function')) {
+    problem('queue', queue, "a RequestQueue (or a FallbackHandler's queue), or Redis queue options { redisUrl, ... }")
   }
   if (queue !== undefined && persistPath !== undefined) problem('persistPath', persistPath, 'nothing when a queue is given: give the queue its persistPath')
   const bo = options.breakerOptions
@@ -108,7 +110,8 @@ function readOptions(options) {
     apiVersion,
     baseUrl: baseUrl.replace(/\/+$/, ''),
     persistPath,
-    queue,
+    queue: redisQueue ? undefined : queue,
+    redisQueue: redisQueue ? queue : undefined,
     breakerOptions: bo === undefined ? undefined : { ...bo },
     registry: registry === undefined ? require('../registry').globalRegistry : registry,
     timeoutMs,
@@ -153,7 +156,15 @@ class MetaCircuitBreaker extends EventEmitter {
     } else {
       const { RequestQueue } = require('../queue')
       // Meta may ask to stay away for longer than the queue's default TTL (300 s): a publish waits a day.
-      this._queue = new RequestQueue({ persistPath: o.persistPath, registry: o.registry, clock: this._clock, queueTtlMs: DEFAULT_QUEUE_TTL_MS, maxRetryAttempts: DEFAULT_MAX_ATTEMPTS })
+      this._queue = new RequestQueue({
+        persistPath: o.persistPath,
+        registry: o.registry,
+        clock: this._clock,
+        queueTtlMs: DEFAULT_QUEUE_TTL_MS,
+        maxRetryAttempts: DEFAULT_MAX_ATTEMPTS,
+        // The Redis backend: publishes queued by any instance, drained by all.
+        ...(o.redisQueue === undefined ? {} : { queue: o.redisQueue }),
+      })
       this._ownQueue = true
     }
     const queuePath = this._queue.options?.persistPath ?? o.persistPath ?? null
@@ -195,6 +206,9 @@ class MetaCircuitBreaker extends EventEmitter {
   }
 
   _queuedItem(key) {
+    // A Redis queue is listed asynchronously: there the enqueue's fleet-wide dedup by key
+    // returns the queued item's id instead.
+    if (this._queue.distributed === true) return undefined
     return this._queue.list(SERVICE).find((i) => i.operation === OPERATION && i.idempotencyKey === key)
   }
 

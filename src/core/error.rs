@@ -62,6 +62,9 @@ pub enum Error {
     QueueDisabled,
     /// The queue was closed.
     QueueClosed,
+    /// The Redis queue backend cannot reach Redis (or it did not answer in time): the item was
+    /// not acknowledged, so the caller still owns it.
+    QueueUnavailable(String),
     /// A value that cannot be stored as JSON (`what` names it, `reason` says why).
     NotSerializable {
         what: String,
@@ -97,6 +100,7 @@ impl Error {
             Error::QueueFull { .. } => "ERR_QUEUE_FULL",
             Error::QueueDisabled => "ERR_QUEUE_DISABLED",
             Error::QueueClosed => "ERR_QUEUE_CLOSED",
+            Error::QueueUnavailable(_) => "ERR_QUEUE_UNAVAILABLE",
             Error::NotSerializable { .. } => "ERR_NOT_SERIALIZABLE",
             Error::CorruptJournal { .. } => "ERR_CORRUPT_JOURNAL",
             Error::JournalIo { .. } => "ERR_JOURNAL_IO",
@@ -143,6 +147,10 @@ impl fmt::Display for Error {
                 f.write_str("The retry queue is disabled (queueEnabled is false)")
             }
             Error::QueueClosed => f.write_str("The retry queue is closed"),
+            Error::QueueUnavailable(msg) => write!(
+                f,
+                "The Redis retry queue is unavailable ({msg}); the item was not queued"
+            ),
             Error::NotSerializable { what, reason } => {
                 write!(f, "{what} cannot be stored as JSON: {reason}")
             }
@@ -202,6 +210,10 @@ mod tests {
         assert_eq!(Error::QueueFull { max: 1 }.code(), "ERR_QUEUE_FULL");
         assert_eq!(Error::QueueDisabled.code(), "ERR_QUEUE_DISABLED");
         assert_eq!(Error::QueueClosed.code(), "ERR_QUEUE_CLOSED");
+        assert_eq!(
+            Error::QueueUnavailable("x".into()).code(),
+            "ERR_QUEUE_UNAVAILABLE"
+        );
         let e = Error::NotSerializable {
             what: "payload".into(),
             reason: "a function".into(),

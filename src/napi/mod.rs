@@ -10,5 +10,6 @@ mod health;
 mod options;
 mod page;
 mod queue;
+mod queue_redis;
 mod shared;
 mod table;

@@ -38,6 +38,8 @@ pub const HOST_OPTIONS: &[(&str, Kind)] = &[
     ("clock", Kind::Object),
     ("logger", Kind::Object),
     ("registry", Kind::ObjectOrNull),
+    // The Redis backend's options (`{ redisUrl, ... }`), validated by `queue::redis`.
+    ("queue", Kind::Object),
 ];
 
 pub const CORE_OPTIONS: &[&str] = &[

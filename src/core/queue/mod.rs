@@ -3,6 +3,7 @@
 //! `now`; none reads a clock. The JS layer runs the handlers and reports each outcome here.
 
 pub mod journal;
+pub mod redis;
 pub mod storage;
 
 use crate::core::rng::Jitter;
@@ -175,6 +176,37 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
+/// The wait before the next attempt when `attempts` were made:
+/// `retryDelayMs × retryBackoffMultiplier^attempts`, capped, then shortened by up to
+/// `retryJitterRatio` (so the cap holds). `unit` is a random number in 0..1. Shared by the local
+/// queue and the Redis backend.
+pub fn backoff_delay(cfg: &QueueConfig, attempts: u32, unit: f64) -> f64 {
+    let exp = i32::try_from(attempts).unwrap_or(i32::MAX);
+    let d = (cfg.retry_delay_ms * cfg.backoff_multiplier.powi(exp)).min(MAX_DURATION_MS);
+    if cfg.jitter_ratio > 0.0 {
+        d * (1.0 - cfg.jitter_ratio * unit)
+    } else {
+        d
+    }
+}
+
+/// After a failed attempt (the `attempts`-th): why the item is dead-lettered now, if it is
+/// (`maxRetryAttempts` used up, or past `expires_at` = enqueued + `queueTtlMs`).
+pub fn dead_after_failure(
+    cfg: &QueueConfig,
+    attempts: u32,
+    expires_at: f64,
+    now: f64,
+) -> Option<DeadReason> {
+    if attempts >= cfg.max_attempts {
+        Some(DeadReason::MaxAttempts)
+    } else if now >= expires_at {
+        Some(DeadReason::Expired)
+    } else {
+        None
+    }
+}
+
 pub struct Queue {
     cfg: QueueConfig,
     /// Random per journal (or per in-memory queue): it prefixes every id, so ids from two
@@ -329,18 +361,13 @@ impl Queue {
         n.parse().ok()
     }
 
-    /// The wait before the next attempt when `attempts` were made:
-    /// `retryDelayMs × retryBackoffMultiplier^attempts`, capped, then shortened by up to
-    /// `retryJitterRatio` (so the cap holds).
     fn delay(&mut self, attempts: u32) -> f64 {
-        let exp = i32::try_from(attempts).unwrap_or(i32::MAX);
-        let d =
-            (self.cfg.retry_delay_ms * self.cfg.backoff_multiplier.powi(exp)).min(MAX_DURATION_MS);
-        if self.cfg.jitter_ratio > 0.0 {
-            d * (1.0 - self.cfg.jitter_ratio * self.rng.unit())
+        let unit = if self.cfg.jitter_ratio > 0.0 {
+            self.rng.unit()
         } else {
-            d
-        }
+            0.0
+        };
+        backoff_delay(&self.cfg, attempts, unit)
     }
 
     fn intern(&self, service: &str) -> Arc<str> {
@@ -591,17 +618,9 @@ impl Queue {
             }
             None => return Err(Self::unknown(id, "running")),
         };
-        if attempts >= self.cfg.max_attempts {
-            self.bury(id, DeadReason::MaxAttempts, now);
-            return Ok(Outcome::Dead {
-                reason: DeadReason::MaxAttempts,
-            });
-        }
-        if now >= expires {
-            self.bury(id, DeadReason::Expired, now);
-            return Ok(Outcome::Dead {
-                reason: DeadReason::Expired,
-            });
+        if let Some(reason) = dead_after_failure(&self.cfg, attempts, expires, now) {
+            self.bury(id, reason, now);
+            return Ok(Outcome::Dead { reason });
         }
         let delay = self.delay(attempts);
         let due_at = now + delay;

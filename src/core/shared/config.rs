@@ -37,42 +37,11 @@ impl SharedConfig {
     /// `<hostname>-<pid>-<random>`) applies when `instanceId` is not given.
     pub fn resolve(entries: Vec<(String, Value)>, default_instance_id: &str) -> Result<Self> {
         let mut o = Options::new(CONTEXT, entries);
-        if !o.given("redisUrl") {
-            o.issue(
-                "redisUrl",
-                "undefined".into(),
-                "a redis:// or unix:// URL (required)",
-            );
-        }
-        let redis_url = o.text("redisUrl", 1, 4_096, false).and_then(|url| {
-            if SCHEMES.iter().any(|s| url.starts_with(s)) {
-                Some(url)
-            } else {
-                o.issue(
-                    "redisUrl",
-                    format!("{:?}", redact_url(&url)),
-                    "a redis:// or unix:// URL (rediss:// needs TLS, which this build leaves out)",
-                );
-                None
-            }
-        });
+        let redis_url = redis_url_option(&mut o);
         let key_prefix = o.text("keyPrefix", 1, 256, false);
         let instance_id = o.text("instanceId", 1, 128, false);
         let quorum = o.count("quorum", 1, MAX_QUORUM);
-        let command_timeout_ms = o.duration("commandTimeoutMs", false, false).and_then(|ms| {
-            if ms <= MAX_COMMAND_TIMEOUT_MS {
-                Some(ms)
-            } else {
-                o.issue(
-                    "commandTimeoutMs",
-                    crate::core::options::fmt_num(ms),
-                    format!(
-                        "a number of milliseconds greater than 0 and at most {MAX_COMMAND_TIMEOUT_MS}"
-                    ),
-                );
-                None
-            }
-        });
+        let command_timeout_ms = command_timeout_option(&mut o);
         o.finish(KNOWN)?;
         Ok(Self {
             // `finish` reported a missing URL, so it is present here.
@@ -88,6 +57,48 @@ impl SharedConfig {
     pub fn connect_timeout_ms(&self) -> f64 {
         (2.0 * self.command_timeout_ms).max(1_000.0)
     }
+}
+
+/// The required `redisUrl` option: a redis:// or unix:// URL. Shared by `connectShared` and the
+/// Redis queue's `queue` option.
+pub fn redis_url_option(o: &mut Options) -> Option<String> {
+    if !o.given("redisUrl") {
+        o.issue(
+            "redisUrl",
+            "undefined".into(),
+            "a redis:// or unix:// URL (required)",
+        );
+    }
+    o.text("redisUrl", 1, 4_096, false).and_then(|url| {
+        if SCHEMES.iter().any(|s| url.starts_with(s)) {
+            Some(url)
+        } else {
+            o.issue(
+                "redisUrl",
+                format!("{:?}", redact_url(&url)),
+                "a redis:// or unix:// URL (rediss:// needs TLS, which this build leaves out)",
+            );
+            None
+        }
+    })
+}
+
+/// The optional `commandTimeoutMs` option: greater than 0 and at most `MAX_COMMAND_TIMEOUT_MS`.
+pub fn command_timeout_option(o: &mut Options) -> Option<f64> {
+    o.duration("commandTimeoutMs", false, false).and_then(|ms| {
+        if ms <= MAX_COMMAND_TIMEOUT_MS {
+            Some(ms)
+        } else {
+            o.issue(
+                "commandTimeoutMs",
+                crate::core::options::fmt_num(ms),
+                format!(
+                    "a number of milliseconds greater than 0 and at most {MAX_COMMAND_TIMEOUT_MS}"
+                ),
+            );
+            None
+        }
+    })
 }
 
 /// The URL with its password replaced by `***`, for messages and events.

@@ -255,6 +255,41 @@ pub struct ConnectOutcome {
     pub events: Vec<SharedEvent>,
 }
 
+/// A Redis client for `url`, with TCP keepalive: it notices a Redis host that vanished without
+/// closing the connection (a pub/sub connection is otherwise silent) in about 25 s, without
+/// sending a single command. Shared by the breaker session and the Redis queue backend; a bad
+/// URL is an `ERR_INVALID_CONFIG` of `context` that does not echo the password.
+pub(crate) fn redis_client(url: &str, context: &str) -> napi::Result<redis::Client> {
+    let bad = |e: redis::RedisError| {
+        to_js(Error::invalid_config(
+            context,
+            vec![url_issue(url, format!("a valid Redis URL ({e})"))],
+        ))
+    };
+    let info = url.into_connection_info().map_err(bad)?;
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let info = info.set_tcp_settings(
+        TcpSettings::default()
+            .set_nodelay(true)
+            .set_keepalive(keepalive),
+    );
+    redis::Client::open(info).map_err(bad)
+}
+
+/// Whether a Redis error means the connection is gone (or Redis did not answer in time), as
+/// opposed to a command Redis refused: the first calls for a reconnect, the second would not
+/// be helped by one.
+pub(crate) fn connection_lost(e: &redis::RedisError) -> bool {
+    e.is_timeout()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
+
 /// Starts sharing: validates `options` (one `ERR_INVALID_CONFIG` naming every field), starts
 /// the session task, and resolves after the first connection attempt. A failed attempt does not
 /// reject: the task keeps reconnecting with backoff and every breaker runs locally meanwhile.
@@ -266,35 +301,7 @@ pub fn shared_connect<'env>(
     on_event: ThreadsafeFunction<SharedEvent, (), SharedEvent, Status, false, true>,
 ) -> napi::Result<PromiseRaw<'env, ConnectOutcome>> {
     let cfg = SharedConfig::resolve(entries(&options)?, &default_instance_id).map_err(to_js)?;
-    let info = cfg.redis_url.as_str().into_connection_info().map_err(|e| {
-        to_js(Error::invalid_config(
-            "shared state options",
-            vec![url_issue(
-                &cfg.redis_url,
-                format!("a valid Redis URL ({e})"),
-            )],
-        ))
-    })?;
-    // TCP keepalive notices a Redis host that vanished without closing the connection (the
-    // pub/sub connection is otherwise silent) in about 25 s, without sending a single command.
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(10))
-        .with_interval(Duration::from_secs(5))
-        .with_retries(3);
-    let info = info.set_tcp_settings(
-        TcpSettings::default()
-            .set_nodelay(true)
-            .set_keepalive(keepalive),
-    );
-    let client = redis::Client::open(info).map_err(|e| {
-        to_js(Error::invalid_config(
-            "shared state options",
-            vec![url_issue(
-                &cfg.redis_url,
-                format!("a valid Redis URL ({e})"),
-            )],
-        ))
-    })?;
+    let client = redis_client(&cfg.redis_url, "shared state options")?;
     let mut link = LINK.lock();
     if link.is_some() {
         return Err(to_js(Error::SharedState(

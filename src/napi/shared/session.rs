@@ -22,7 +22,9 @@ use redis::aio::{MultiplexedConnection, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{held_leases, lease_answer, lease_failed, set_live, Local, SharedEvent, ToJs};
+use super::{
+    connection_lost, held_leases, lease_answer, lease_failed, set_live, Local, SharedEvent, ToJs,
+};
 use crate::core::shared::keys::channel;
 use crate::core::shared::message::open_value_votes;
 use crate::core::shared::plan::{quorum_reached, reconnect_delay_ms};
@@ -248,11 +250,7 @@ impl Task {
             Ok(Err(e)) if e.is_timeout() => Err(no_answer()),
             Ok(Err(e)) => {
                 let message = format!("{operation}: {e}");
-                if e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_unrecoverable_error()
-                {
+                if connection_lost(&e) {
                     Err(Fail::Lost(message))
                 } else {
                     Err(Fail::Refused { operation, message })
