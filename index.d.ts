@@ -230,7 +230,10 @@ export declare class CircuitBreakerRegistry extends EventEmitter<CircuitBreakerR
   constructor()
   get(name: string): CircuitBreaker<any> | undefined
   has(name: string): boolean
-  getOrCreate<TFallback = never>(name: string, options?: Omit<CircuitBreakerOptions<any[], TFallback>, 'registry'>): CircuitBreaker<TFallback>
+  getOrCreate<TFallback = never>(
+    name: string,
+    options?: Omit<CircuitBreakerOptions<any[], TFallback>, 'registry'>,
+  ): CircuitBreaker<TFallback>
   delete(name: string): boolean
   list(): CircuitBreaker<any>[]
   readonly size: number
@@ -250,10 +253,9 @@ export declare class CircuitBreakerRegistry extends EventEmitter<CircuitBreakerR
 export declare const globalRegistry: CircuitBreakerRegistry
 
 /** The breaker options the environment sets. Throws `ERR_INVALID_CONFIG` naming a bad variable. */
-export declare function configFromEnv(env?: Record<string, string | undefined>): Pick<
-  CircuitBreakerOptions,
-  'failureThreshold' | 'resetTimeoutMs' | 'exponentialBackoff' | 'enabled'
->
+export declare function configFromEnv(
+  env?: Record<string, string | undefined>,
+): Pick<CircuitBreakerOptions, 'failureThreshold' | 'resetTimeoutMs' | 'exponentialBackoff' | 'enabled'>
 
 export type ErrorCode =
   | 'ERR_CIRCUIT_OPEN'
@@ -601,7 +603,9 @@ export interface FallbackCacheMetrics {
  */
 export declare class FallbackCache {
   constructor(options?: FallbackOptions)
-  readonly options: Readonly<Pick<Required<FallbackOptions>, 'cacheEnabled' | 'cacheTtlMs' | 'cacheMaxEntries' | 'cacheMaxBytes' | 'staleIfErrorMs'>>
+  readonly options: Readonly<
+    Pick<Required<FallbackOptions>, 'cacheEnabled' | 'cacheTtlMs' | 'cacheMaxEntries' | 'cacheMaxBytes' | 'staleIfErrorMs'>
+  >
   readonly enabled: boolean
   /** The fresh value, or undefined. */
   get<T = unknown>(service: string, key: string): T | undefined

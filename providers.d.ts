@@ -1,7 +1,14 @@
 // Public types of `breakwater/providers`. The SDK clients are typed by the few methods used, so
 // these types compile whether or not `openai`, `@anthropic-ai/sdk` or `@google/genai` is installed.
 import { EventEmitter } from 'node:events'
-import type { BreakwaterError, CircuitBreaker, CircuitBreakerOptions, CircuitBreakerRegistry, RedisQueueOptions, RequestQueue } from './index.js'
+import type {
+  BreakwaterError,
+  CircuitBreaker,
+  CircuitBreakerOptions,
+  CircuitBreakerRegistry,
+  RedisQueueOptions,
+  RequestQueue,
+} from './index.js'
 
 export type ProviderName = 'openai' | 'anthropic' | 'gemini'
 
@@ -85,7 +92,8 @@ export interface CompletionChunk {
 
 export interface OpenAIChatMessage {
   role: 'system' | 'developer' | 'user' | 'assistant' | (string & {})
-  content: string | null | Array<{ type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } } | Record<string, unknown>>
+  content:
+    string | null | Array<{ type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } } | Record<string, unknown>>
   [field: string]: unknown
 }
 
@@ -184,7 +192,11 @@ export declare class GeminiCircuitBreaker extends EventEmitter<ProviderBreakerEv
 
 /** breakwater's HealthMonitor, or anything with its `registerService`. */
 export interface HealthMonitorLike {
-  registerService(name: string, check: (context: { signal: AbortSignal }) => Promise<{ ok: boolean; details?: Record<string, unknown> }>, options?: object): unknown
+  registerService(
+    name: string,
+    check: (context: { signal: AbortSignal }) => Promise<{ ok: boolean; details?: Record<string, unknown> }>,
+    options?: object,
+  ): unknown
 }
 
 export interface HealthCheckOptions {
@@ -203,11 +215,23 @@ export interface RegisteredHealthCheck {
 }
 
 /** Registers `openai_api` with the monitor: a models-list request, linked to the `openai_api` breaker. */
-export declare function setupOpenAIHealthCheck(breaker: ProviderCircuitBreaker, monitor: HealthMonitorLike, options?: HealthCheckOptions): RegisteredHealthCheck
+export declare function setupOpenAIHealthCheck(
+  breaker: ProviderCircuitBreaker,
+  monitor: HealthMonitorLike,
+  options?: HealthCheckOptions,
+): RegisteredHealthCheck
 /** Registers `anthropic_api`: one page of the models list. */
-export declare function setupAnthropicHealthCheck(breaker: ProviderCircuitBreaker, monitor: HealthMonitorLike, options?: HealthCheckOptions): RegisteredHealthCheck
+export declare function setupAnthropicHealthCheck(
+  breaker: ProviderCircuitBreaker,
+  monitor: HealthMonitorLike,
+  options?: HealthCheckOptions,
+): RegisteredHealthCheck
 /** Registers `gemini_api`: one page of the models list. */
-export declare function setupGeminiHealthCheck(breaker: ProviderCircuitBreaker, monitor: HealthMonitorLike, options?: HealthCheckOptions): RegisteredHealthCheck
+export declare function setupGeminiHealthCheck(
+  breaker: ProviderCircuitBreaker,
+  monitor: HealthMonitorLike,
+  options?: HealthCheckOptions,
+): RegisteredHealthCheck
 
 export declare const DEFAULT_MODEL_MAP: Readonly<ModelMap>
 
@@ -333,7 +357,9 @@ export interface MetaPublisherEvents {
   published: [CreatedIds & { idempotencyKey: string; queued: boolean; requestId?: string }]
   /** `reason`: a Meta error kind (`throttled`, `transient`, `timeout`...), `circuit_open`, or `recovered` (resumed after a restart). */
   queued: [{ requestId: string; idempotencyKey: string; reason: string; created: CreatedIds }]
-  deadLetter: [{ requestId: string; idempotencyKey?: string; reason?: 'max_attempts' | 'expired'; lastError: string | null; created: CreatedIds }]
+  deadLetter: [
+    { requestId: string; idempotencyKey?: string; reason?: 'max_attempts' | 'expired'; lastError: string | null; created: CreatedIds },
+  ]
   authError: [{ provider: 'meta'; breaker: 'meta_api'; code?: number; subcode?: number; message: string }]
 }
 
@@ -362,4 +388,8 @@ export declare class MetaCircuitBreaker extends EventEmitter<MetaPublisherEvents
 }
 
 /** Registers `meta_api` with the monitor: an authenticated `GET /me`, linked to the `meta_api` breaker. */
-export declare function setupMetaHealthCheck(breaker: MetaCircuitBreaker, monitor: HealthMonitorLike, options?: HealthCheckOptions): { service: 'meta_api'; check: (context?: { signal?: AbortSignal }) => Promise<{ ok: true; details: { id?: string } }> }
+export declare function setupMetaHealthCheck(
+  breaker: MetaCircuitBreaker,
+  monitor: HealthMonitorLike,
+  options?: HealthCheckOptions,
+): { service: 'meta_api'; check: (context?: { signal?: AbortSignal }) => Promise<{ ok: true; details: { id?: string } }> }

@@ -11,7 +11,11 @@ test('opens after failureThreshold consecutive failures and rejects without call
   await failTimes(breaker, 1)
   assert.equal(breaker.state, 'open')
   let called = false
-  const err = await breaker.call(() => { called = true }).catch((e) => e)
+  const err = await breaker
+    .call(() => {
+      called = true
+    })
+    .catch((e) => e)
   assert.equal(called, false)
   assert.equal(err.code, 'ERR_CIRCUIT_OPEN')
   assert.ok(isCircuitOpenError(err))
@@ -226,11 +230,19 @@ test('isFailure: an error it rejects is not counted but still reaches the caller
   const notMine = Object.assign(new Error('bad request'), { status: 400 })
   const { breaker } = makeBreaker({ failureThreshold: 2, isFailure: (e) => e.status !== 400 })
   for (let i = 0; i < 5; i++) {
-    await assert.rejects(breaker.call(() => Promise.reject(notMine)), notMine)
+    await assert.rejects(
+      breaker.call(() => Promise.reject(notMine)),
+      notMine,
+    )
   }
   assert.equal(breaker.state, 'closed')
   assert.equal(breaker.getMetrics().failedRequests, 0)
-  const { breaker: b2 } = makeBreaker({ failureThreshold: 1, isFailure: () => { throw new Error('classifier bug') } })
+  const { breaker: b2 } = makeBreaker({
+    failureThreshold: 1,
+    isFailure: () => {
+      throw new Error('classifier bug')
+    },
+  })
   await failTimes(b2, 1)
   assert.equal(b2.state, 'open')
 })
@@ -243,7 +255,10 @@ test('fn may return a plain value, throw synchronously, or return a thenable', a
   const p = breaker.call(boom)
   assert.ok(p instanceof Promise, 'a sync throw still returns a promise')
   await assert.rejects(p, /boom/)
-  await assert.rejects(breaker.call(() => ({ then: (_, rej) => rej(new Error('thenable no')) })), /thenable no/)
+  await assert.rejects(
+    breaker.call(() => ({ then: (_, rej) => rej(new Error('thenable no')) })),
+    /thenable no/,
+  )
   assert.equal(breaker.state, 'open')
   const m = breaker.getMetrics()
   assert.equal(m.successfulRequests, 3)
@@ -287,7 +302,17 @@ test('metrics: counts, rates and percentiles of a known latency set', async () =
   assert.equal(m.openedAt, null)
   assert.equal(m.nextAttemptAt, null)
   // Every documented field is present.
-  for (const k of ['name', 'state', 'timedOutRequests', 'slowRequests', 'rejectedRequests', 'openCount', 'currentResetTimeoutMs', 'halfOpenInFlight', 'consecutiveFailures']) {
+  for (const k of [
+    'name',
+    'state',
+    'timedOutRequests',
+    'slowRequests',
+    'rejectedRequests',
+    'openCount',
+    'currentResetTimeoutMs',
+    'halfOpenInFlight',
+    'consecutiveFailures',
+  ]) {
     assert.ok(k in m, k)
   }
 })

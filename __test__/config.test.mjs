@@ -24,7 +24,10 @@ const bad = [
   [{ resetTimeoutMs: 0 }, /resetTimeoutMs = 0 \(expected a number of milliseconds greater than 0/],
   [{ resetTimeoutMs: Infinity }, /resetTimeoutMs = Infinity/],
   [{ resetTimeoutMs: '60s' }, /resetTimeoutMs = "60s"/],
-  [{ maxResetTimeoutMs: 1000, resetTimeoutMs: 2000 }, /maxResetTimeoutMs = 1000 \(expected a number of milliseconds at least resetTimeoutMs \(2000\)\)/],
+  [
+    { maxResetTimeoutMs: 1000, resetTimeoutMs: 2000 },
+    /maxResetTimeoutMs = 1000 \(expected a number of milliseconds at least resetTimeoutMs \(2000\)\)/,
+  ],
   [{ backoffMultiplier: 0.5 }, /backoffMultiplier = 0.5 \(expected a number from 1 to 100\)/],
   [{ jitterRatio: 2 }, /jitterRatio = 2 \(expected a number from 0 to 1\)/],
   [{ rollingWindowMs: 5 }, /rollingWindowMs = 5 \(expected a number from 10 to/],
@@ -66,7 +69,7 @@ test('options must be an object; the name must be a non-empty string', () => {
   assert.throws(() => make({ clock: { now: 5 } }), { code: 'ERR_INVALID_CONFIG', message: /clock/ })
 })
 
-test('the caller\'s options object is neither mutated nor kept', async () => {
+test("the caller's options object is neither mutated nor kept", async () => {
   const options = Object.freeze({ failureThreshold: 2, registry: null, clock: new ManualClock(0) })
   const b = new CircuitBreaker('frozen', options)
   assert.deepEqual(Object.keys(options), ['failureThreshold', 'registry', 'clock'])
@@ -80,10 +83,15 @@ test('undefined options count as absent; null is accepted for optional durations
   assert.equal(b.state, 'closed')
 })
 
-test('configFromEnv reads the seed\'s variables', () => {
+test("configFromEnv reads the seed's variables", () => {
   assert.deepEqual(configFromEnv({}), {})
   assert.deepEqual(
-    configFromEnv({ CB_FAILURE_THRESHOLD: '8', CB_TIMEOUT_SECONDS: '1.5', CB_EXPONENTIAL_BACKOFF: 'false', CIRCUIT_BREAKER_ENABLED: 'false' }),
+    configFromEnv({
+      CB_FAILURE_THRESHOLD: '8',
+      CB_TIMEOUT_SECONDS: '1.5',
+      CB_EXPONENTIAL_BACKOFF: 'false',
+      CIRCUIT_BREAKER_ENABLED: 'false',
+    }),
     { failureThreshold: 8, resetTimeoutMs: 1500, exponentialBackoff: false, enabled: false },
   )
   assert.deepEqual(configFromEnv({ CB_FAILURE_THRESHOLD: '' }), {}, 'empty counts as unset')
@@ -94,11 +102,14 @@ test('configFromEnv names the bad variable', () => {
     code: 'ERR_INVALID_CONFIG',
     message: /CB_FAILURE_THRESHOLD = "five" \(expected an integer from 1 to 1000000\)/,
   })
-  assert.throws(() => configFromEnv({ CB_TIMEOUT_SECONDS: '-3', CIRCUIT_BREAKER_ENABLED: 'maybe' }), (err) => {
-    assert.match(err.message, /CB_TIMEOUT_SECONDS = "-3"/)
-    assert.match(err.message, /CIRCUIT_BREAKER_ENABLED = "maybe"/)
-    return true
-  })
+  assert.throws(
+    () => configFromEnv({ CB_TIMEOUT_SECONDS: '-3', CIRCUIT_BREAKER_ENABLED: 'maybe' }),
+    (err) => {
+      assert.match(err.message, /CB_TIMEOUT_SECONDS = "-3"/)
+      assert.match(err.message, /CIRCUIT_BREAKER_ENABLED = "maybe"/)
+      return true
+    },
+  )
 })
 
 test('breakers take their defaults from process.env; explicit options win', async (t) => {

@@ -9,7 +9,10 @@ test('events come in order: the outcome, then stateChange and the state event, t
   const { breaker, clock } = makeBreaker({ failureThreshold: 1, resetTimeoutMs: 1_000, successThreshold: 1, fallback })
   const seen = recordEvents(breaker)
   assert.equal(await breaker.call(boom, 'a'), 'fallback(boom, a)')
-  assert.deepEqual(seen.map(([e]) => e), ['failure', 'stateChange', 'open', 'fallback'])
+  assert.deepEqual(
+    seen.map(([e]) => e),
+    ['failure', 'stateChange', 'open', 'fallback'],
+  )
   const [, change] = seen[1]
   assert.deepEqual(
     { from: change.from, to: change.to, cause: change.cause, name: change.name, nextAttemptAt: change.nextAttemptAt },
@@ -19,20 +22,20 @@ test('events come in order: the outcome, then stateChange and the state event, t
 
   seen.length = 0
   assert.equal(await breaker.call(boom, 'b'), 'fallback(ERR_CIRCUIT_OPEN, b)')
-  assert.deepEqual(seen.map(([e]) => e), ['reject', 'fallback'])
+  assert.deepEqual(
+    seen.map(([e]) => e),
+    ['reject', 'fallback'],
+  )
   assert.equal(seen[1][1].reason, 'rejected')
   assert.equal(seen[0][1].retryAfterMs, 1_000)
 
   seen.length = 0
   clock.advance(1_000)
   assert.equal(await breaker.call(async () => 'ok'), 'ok')
-  assert.deepEqual(seen.map(([e, p]) => (e === 'stateChange' ? `${e}:${p.from}->${p.to}:${p.cause}` : e)), [
-    'stateChange:open->half_open:reset_timeout_elapsed',
-    'halfOpen',
-    'success',
-    'stateChange:half_open->closed:trials_succeeded',
-    'close',
-  ])
+  assert.deepEqual(
+    seen.map(([e, p]) => (e === 'stateChange' ? `${e}:${p.from}->${p.to}:${p.cause}` : e)),
+    ['stateChange:open->half_open:reset_timeout_elapsed', 'halfOpen', 'success', 'stateChange:half_open->closed:trials_succeeded', 'close'],
+  )
 })
 
 test('openFor reports its reason; forceOpen, disable and reset emit their state events', async () => {
@@ -43,24 +46,49 @@ test('openFor reports its reason; forceOpen, disable and reset emit their state 
   breaker.disable()
   breaker.reset()
   breaker.reset() // from closed: no event
-  assert.deepEqual(seen.filter(([e]) => e !== 'stateChange').map(([e]) => e), ['open', 'forcedOpen', 'disabled', 'close'])
+  assert.deepEqual(
+    seen.filter(([e]) => e !== 'stateChange').map(([e]) => e),
+    ['open', 'forcedOpen', 'disabled', 'close'],
+  )
   const changes = seen.filter(([e]) => e === 'stateChange').map(([, p]) => p)
-  assert.deepEqual(changes.map((c) => c.cause), ['open_for', 'force_open', 'disable', 'reset'])
+  assert.deepEqual(
+    changes.map((c) => c.cause),
+    ['open_for', 'force_open', 'disable', 'reset'],
+  )
   assert.equal(changes[0].reason, 'retry-after 1s')
 })
 
 test('the fallback gets the error and the arguments; its own failure reaches the caller', async () => {
   const { breaker } = makeBreaker({ failureThreshold: 10, fallback: (err, a, b) => ({ err: err.message, a, b }) })
-  assert.deepEqual(await breaker.call(async (a, b) => { throw new Error(`bad ${a}${b}`) }, 1, 2), { err: 'bad 12', a: 1, b: 2 })
-  const { breaker: b2 } = makeBreaker({ fallback: async () => { throw new Error('fallback down too') } })
+  assert.deepEqual(
+    await breaker.call(
+      async (a, b) => {
+        throw new Error(`bad ${a}${b}`)
+      },
+      1,
+      2,
+    ),
+    { err: 'bad 12', a: 1, b: 2 },
+  )
+  const { breaker: b2 } = makeBreaker({
+    fallback: async () => {
+      throw new Error('fallback down too')
+    },
+  })
   await assert.rejects(b2.call(boom), /fallback down too/)
 })
 
 test('without a fallback, a rejection throws ERR_CIRCUIT_OPEN and a failure throws the original error', async () => {
   const { breaker } = makeBreaker({ failureThreshold: 1 })
   const original = new Error('original')
-  await assert.rejects(breaker.call(() => Promise.reject(original)), (e) => e === original)
-  await assert.rejects(breaker.call(async () => 1), { code: 'ERR_CIRCUIT_OPEN' })
+  await assert.rejects(
+    breaker.call(() => Promise.reject(original)),
+    (e) => e === original,
+  )
+  await assert.rejects(
+    breaker.call(async () => 1),
+    { code: 'ERR_CIRCUIT_OPEN' },
+  )
 })
 
 test('callTimeoutMs: a call that does not settle is rejected with ERR_CALL_TIMEOUT, counted, and its signal aborted', async () => {

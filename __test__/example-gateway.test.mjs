@@ -37,8 +37,10 @@ test('npm start: the breaker opens under chaos and closes after it, then SIGTERM
   assert.match(out, /dashboard: .*\/api\/circuit-breaker\/dashboard/)
   assert.match(out, /prometheus: .*\/api\/circuit-breaker\/prometheus/)
   assert.match(out, /admin token/)
-  const generate = () => fetch(`${base}/api/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"abc"}' })
-  const breaker = async () => (await (await fetch(`${base}/api/circuit-breaker/metrics`)).json()).circuit_breakers.find((b) => b.name === 'openai_api')
+  const generate = () =>
+    fetch(`${base}/api/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"abc"}' })
+  const breaker = async () =>
+    (await (await fetch(`${base}/api/circuit-breaker/metrics`)).json()).circuit_breakers.find((b) => b.name === 'openai_api')
 
   const ok = await generate()
   assert.equal(ok.status, 200)

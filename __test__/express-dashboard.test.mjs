@@ -30,15 +30,21 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     registry = new CircuitBreakerRegistry()
     const app = express()
     let upstreamUp = true
-    app.get('/api/generate', withCircuitBreaker('openai_api', (req, res) => (upstreamUp ? res.json({ ok: true }) : res.status(502).json({ error: 'upstream' })), {
-      registry,
-      breakerOptions: { failureThreshold: 3, resetTimeoutMs: 120_000 },
-    }))
+    app.get(
+      '/api/generate',
+      withCircuitBreaker('openai_api', (req, res) => (upstreamUp ? res.json({ ok: true }) : res.status(502).json({ error: 'upstream' })), {
+        registry,
+        breakerOptions: { failureThreshold: 3, resetTimeoutMs: 120_000 },
+      }),
+    )
     app.post('/upstream/:up', (req, res) => {
       upstreamUp = req.params.up === 'up'
       res.end()
     })
-    app.get('/evil', withCircuitBreaker(HOSTILE, (req, res) => res.json({}), { registry }))
+    app.get(
+      '/evil',
+      withCircuitBreaker(HOSTILE, (req, res) => res.json({}), { registry }),
+    )
     registry.getOrCreate('anthropic_api').tryAcquire().success()
     registry.getOrCreate('meta_api').disable()
     const monitor = createMonitor([
@@ -76,17 +82,25 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     assert.equal(await row.locator('td[data-label="Success"]').textContent(), '100.0 %')
     assert.match(await row.locator('td[data-label="p95"]').textContent(), /ms$/)
     assert.equal(await rowOf('meta_api').locator('.badge').textContent(), 'disabled')
-    assert.notEqual(await row.locator('.badge').evaluate((e) => getComputedStyle(e).backgroundColor), 'rgba(0, 0, 0, 0)', 'the badge is coloured')
+    assert.notEqual(
+      await row.locator('.badge').evaluate((e) => getComputedStyle(e).backgroundColor),
+      'rgba(0, 0, 0, 0)',
+      'the badge is coloured',
+    )
   })
 
   test('the badge changes to open after the breaker trips, and open circuits come first', async () => {
     await call(`${server.url}/upstream/down`, { method: 'POST' })
     for (let i = 0; i < 3; i++) assert.equal((await call(`${server.url}/api/generate`)).status, 502)
     assert.equal((await call(`${server.url}/api/generate`)).status, 503)
-    await page.waitForFunction(() => {
-      const first = document.querySelector('#breakers tr')
-      return first && first.querySelector('td.name').textContent === 'openai_api' && first.querySelector('.badge').textContent === 'open'
-    }, undefined, { timeout: 20_000 }) // the page polls every 2 s
+    await page.waitForFunction(
+      () => {
+        const first = document.querySelector('#breakers tr')
+        return first && first.querySelector('td.name').textContent === 'openai_api' && first.querySelector('.badge').textContent === 'open'
+      },
+      undefined,
+      { timeout: 20_000 },
+    ) // the page polls every 2 s
     const row = rowOf('openai_api')
     assert.equal(await row.getAttribute('data-state'), 'open')
     assert.match(await row.locator('td[data-label="Next attempt"]').textContent(), /^(1 min \d+|2 min 0) s$/, 'about 2 min left')
@@ -113,7 +127,9 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     await page.waitForFunction(() => document.querySelectorAll('#breakers tr[data-state]').length > 0)
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
     assert.ok(overflow <= 0, `no horizontal scroll (overflow ${overflow}px)`)
-    const label = await rowOf('openai_api').locator('td[data-label="Requests"]').evaluate((e) => getComputedStyle(e, '::before').content)
+    const label = await rowOf('openai_api')
+      .locator('td[data-label="Requests"]')
+      .evaluate((e) => getComputedStyle(e, '::before').content)
     assert.equal(label, '"Requests"')
     await page.screenshot({ path: join(artifacts, 'dashboard-phone.png'), fullPage: true })
   })

@@ -2,7 +2,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import expressEntry, { withCircuitBreaker, registerCircuitBreakerRoutes, prometheusMetrics, registerPromClientCollector, PROMETHEUS_CONTENT_TYPE } from 'breakwater/express'
+import expressEntry, {
+  withCircuitBreaker,
+  registerCircuitBreakerRoutes,
+  prometheusMetrics,
+  registerPromClientCollector,
+  PROMETHEUS_CONTENT_TYPE,
+} from 'breakwater/express'
 
 test('import { withCircuitBreaker, ... } from "breakwater/express"', () => {
   const cjs = createRequire(import.meta.url)('breakwater/express')

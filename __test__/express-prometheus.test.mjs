@@ -29,7 +29,12 @@ function sample(text, prefix) {
 }
 
 const fallbackSource = {
-  getMetrics: () => ({ cache: { size: 12, hitsTotal: 40, missesTotal: 2 }, queue: { size: 3, maxSize: 1000, droppedTotal: 1 }, 'weird name!': 1, note: 'not a number' }),
+  getMetrics: () => ({
+    cache: { size: 12, hitsTotal: 40, missesTotal: 2 },
+    queue: { size: 3, maxSize: 1000, droppedTotal: 1 },
+    'weird name!': 1,
+    note: 'not a number',
+  }),
 }
 
 describe('Prometheus exposition', () => {
@@ -43,12 +48,27 @@ describe('Prometheus exposition', () => {
     registry = new CircuitBreakerRegistry()
     clock = new ManualClock(0)
     monitor = createMonitor([
-      { name: 'openai_api', status: 'healthy', latencyP50Ms: 120, latencyP95Ms: 450, latencyP99Ms: 900, errorRate: 0.01, totalChecks: 100, failedChecks: 1 },
+      {
+        name: 'openai_api',
+        status: 'healthy',
+        latencyP50Ms: 120,
+        latencyP95Ms: 450,
+        latencyP99Ms: 900,
+        errorRate: 0.01,
+        totalChecks: 100,
+        failedChecks: 1,
+      },
       { name: HOSTILE, status: 'unhealthy', errorRate: 1 },
     ])
     const app = express()
-    app.get('/ok', withCircuitBreaker('openai_api', (req, res) => res.json({}), { registry }))
-    app.get('/fail', withCircuitBreaker(HOSTILE, (req, res) => res.status(500).end(), { registry, breakerOptions: { failureThreshold: 2 } }))
+    app.get(
+      '/ok',
+      withCircuitBreaker('openai_api', (req, res) => res.json({}), { registry }),
+    )
+    app.get(
+      '/fail',
+      withCircuitBreaker(HOSTILE, (req, res) => res.status(500).end(), { registry, breakerOptions: { failureThreshold: 2 } }),
+    )
     registerCircuitBreakerRoutes(app, { registry, monitor, fallback: fallbackSource })
     jsonErrors(app)
     server = await listen(app)
@@ -56,9 +76,11 @@ describe('Prometheus exposition', () => {
     // A breaker used only through call(): its histogram has +Inf, sum and count.
     const direct = registry.getOrCreate('direct_only', { clock, callTimeoutMs: 100 })
     await direct.call(async () => clock.advance(40))
-    await direct.call(async () => {
-      throw new Error('x')
-    }).catch(() => {})
+    await direct
+      .call(async () => {
+        throw new Error('x')
+      })
+      .catch(() => {})
     const pending = direct.call(() => new Promise(() => {}))
     clock.advance(100)
     await pending.catch(() => {})
@@ -146,7 +168,7 @@ describe('Prometheus exposition', () => {
 
   test('registerPromClientCollector publishes the same metrics into a prom-client registry', { skip: skipPromtool }, async () => {
     const reg = new promClient.Registry()
-    const own = new promClient.Counter({ name: 'app_requests_total', help: 'The app\'s own metric', registers: [reg] })
+    const own = new promClient.Counter({ name: 'app_requests_total', help: "The app's own metric", registers: [reg] })
     own.inc()
     const unregister = registerPromClientCollector(reg, { registry, monitor, fallback: fallbackSource })
     const text = await reg.metrics()

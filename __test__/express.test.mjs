@@ -30,62 +30,121 @@ for (const [label, express] of EXPRESS_VERSIONS) {
 
     const breaker = (name) => registry.get(name)
     const wrap = (name, handler, options = {}) =>
-      withCircuitBreaker(name, handler, { registry, ...options, breakerOptions: { clock, failureThreshold: 3, resetTimeoutMs: 10_000, ...options.breakerOptions } })
+      withCircuitBreaker(name, handler, {
+        registry,
+        ...options,
+        breakerOptions: { clock, failureThreshold: 3, resetTimeoutMs: 10_000, ...options.breakerOptions },
+      })
 
     before(async () => {
       registry = new CircuitBreakerRegistry()
       clock = new ManualClock(1_000_000)
       const app = express()
-      app.get('/ok', wrap('ok', (req, res) => res.json({ ok: true })))
-      app.get('/async-ok', wrap('async_ok', async (req, res) => {
-        await Promise.resolve()
-        res.status(201).json({ ok: true })
-      }))
-      app.get('/client-error', wrap('client_error', (req, res) => res.status(404).json({ error: 'nope' })))
-      app.get('/server-error', wrap('server_error', (req, res) => res.status(502).json({ error: 'upstream' })))
-      app.get('/throws', wrap('throws', () => {
-        throw new Error('sync boom')
-      }))
-      app.get('/rejects', wrap('rejects', async () => {
-        await Promise.resolve()
-        throw new Error('async boom')
-      }))
-      app.get('/next-err', wrap('next_err', (req, res, next) => next(new Error('passed to next'))))
-      app.get('/classified', wrap('classified', (req, res) => {
-        if (req.query.throw === '404') throw Object.assign(new Error('not found'), { status: 404 })
-        res.status(Number(req.query.status)).json({})
-      }, {
-        // 429 is a failure too; a thrown 4xx error is not counted.
-        isFailure: (err, req, res) => (err !== undefined ? !(err.status < 500) : res.statusCode >= 500 || res.statusCode === 429),
-      }))
-      app.get('/slow', wrap('slow', async (req, res) => {
-        res.write('first ')
-        await gates.slow.promise
-        res.end('last')
-      }))
+      app.get(
+        '/ok',
+        wrap('ok', (req, res) => res.json({ ok: true })),
+      )
+      app.get(
+        '/async-ok',
+        wrap('async_ok', async (req, res) => {
+          await Promise.resolve()
+          res.status(201).json({ ok: true })
+        }),
+      )
+      app.get(
+        '/client-error',
+        wrap('client_error', (req, res) => res.status(404).json({ error: 'nope' })),
+      )
+      app.get(
+        '/server-error',
+        wrap('server_error', (req, res) => res.status(502).json({ error: 'upstream' })),
+      )
+      app.get(
+        '/throws',
+        wrap('throws', () => {
+          throw new Error('sync boom')
+        }),
+      )
+      app.get(
+        '/rejects',
+        wrap('rejects', async () => {
+          await Promise.resolve()
+          throw new Error('async boom')
+        }),
+      )
+      app.get(
+        '/next-err',
+        wrap('next_err', (req, res, next) => next(new Error('passed to next'))),
+      )
+      app.get(
+        '/classified',
+        wrap(
+          'classified',
+          (req, res) => {
+            if (req.query.throw === '404') throw Object.assign(new Error('not found'), { status: 404 })
+            res.status(Number(req.query.status)).json({})
+          },
+          {
+            // 429 is a failure too; a thrown 4xx error is not counted.
+            isFailure: (err, req, res) => (err !== undefined ? !(err.status < 500) : res.statusCode >= 500 || res.statusCode === 429),
+          },
+        ),
+      )
+      app.get(
+        '/slow',
+        wrap('slow', async (req, res) => {
+          res.write('first ')
+          await gates.slow.promise
+          res.end('last')
+        }),
+      )
       for (const name of ['aborted', 'aborted_trial']) {
-        app.get(`/${name}`, wrap(name, async (req, res) => {
-          res.on('close', () => closed[name].resolve())
-          started[name].resolve()
-          if (req.query.fast !== '1') await gates[name].promise
-          res.json({ late: true })
-        }, { breakerOptions: { halfOpenMaxCalls: 1, successThreshold: 1, failureThreshold: 1 } }))
+        app.get(
+          `/${name}`,
+          wrap(
+            name,
+            async (req, res) => {
+              res.on('close', () => closed[name].resolve())
+              started[name].resolve()
+              if (req.query.fast !== '1') await gates[name].promise
+              res.json({ late: true })
+            },
+            { breakerOptions: { halfOpenMaxCalls: 1, successThreshold: 1, failureThreshold: 1 } },
+          ),
+        )
       }
-      app.get('/fallback', wrap('fallback', async (req) => {
-        if (req.query.fail === '1') throw new Error('upstream down')
-        throw Object.assign(new Error('unreachable'), {})
-      }, {
-        breakerOptions: { failureThreshold: 1 },
-        fallback: (req, res, err) => res.status(200).json({ degraded: true, reason: err.code ?? err.message }),
-      }))
-      app.get('/fallback-throws', wrap('fallback_throws', async () => {
-        throw new Error('first')
-      }, {
-        fallback: async () => {
-          throw new Error('fallback broke too')
-        },
-      }))
-      app.get('/gated', wrap('gated', (req, res) => res.json({ ok: true }), { breakerOptions: { failureThreshold: 1 } }))
+      app.get(
+        '/fallback',
+        wrap(
+          'fallback',
+          async (req) => {
+            if (req.query.fail === '1') throw new Error('upstream down')
+            throw Object.assign(new Error('unreachable'), {})
+          },
+          {
+            breakerOptions: { failureThreshold: 1 },
+            fallback: (req, res, err) => res.status(200).json({ degraded: true, reason: err.code ?? err.message }),
+          },
+        ),
+      )
+      app.get(
+        '/fallback-throws',
+        wrap(
+          'fallback_throws',
+          async () => {
+            throw new Error('first')
+          },
+          {
+            fallback: async () => {
+              throw new Error('fallback broke too')
+            },
+          },
+        ),
+      )
+      app.get(
+        '/gated',
+        wrap('gated', (req, res) => res.json({ ok: true }), { breakerOptions: { failureThreshold: 1 } }),
+      )
       jsonErrors(app)
       server = await listen(app)
     })
@@ -264,7 +323,18 @@ for (const [label, express] of EXPRESS_VERSIONS) {
       assert.ok(!Number.isNaN(Date.parse(r.json.timestamp)))
       assert.equal(r.json.circuit_breakers.length, 2)
       const [openai, meta] = r.json.circuit_breakers
-      for (const key of ['name', 'state', 'total_requests', 'successful_requests', 'failed_requests', 'rejected_requests', 'success_rate', 'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms']) {
+      for (const key of [
+        'name',
+        'state',
+        'total_requests',
+        'successful_requests',
+        'failed_requests',
+        'rejected_requests',
+        'success_rate',
+        'latency_p50_ms',
+        'latency_p95_ms',
+        'latency_p99_ms',
+      ]) {
         assert.ok(key in openai, key)
       }
       assert.equal(openai.name, 'openai_api')
@@ -291,7 +361,8 @@ for (const [label, express] of EXPRESS_VERSIONS) {
         { status: s.status, uptime: s.uptime, error_rate: s.error_rate, latency_p95_ms: s.latency_p95_ms, last_check: s.last_check },
         { status: 'healthy', uptime: 99.8, error_rate: 0.02, latency_p95_ms: 892.1, last_check: 1_705_318_200 },
       )
-      for (const key of ['latency_p50_ms', 'latency_p99_ms', 'last_error', 'consecutive_failures', 'total_checks', 'failed_checks']) assert.ok(key in s, key)
+      for (const key of ['latency_p50_ms', 'latency_p99_ms', 'last_error', 'consecutive_failures', 'total_checks', 'failed_checks'])
+        assert.ok(key in s, key)
     })
 
     test('GET /status: the overall status and the counts', async () => {
@@ -313,7 +384,12 @@ for (const [label, express] of EXPRESS_VERSIONS) {
     })
 
     test('a monitor whose services are an array is read too; no monitor means no services', async () => {
-      const arrayMonitor = { getHealthSummary: () => ({ status: 'unhealthy', services: [{ name: 'gemini_api', status: 'unhealthy', lastError: new Error('503') }] }) }
+      const arrayMonitor = {
+        getHealthSummary: () => ({
+          status: 'unhealthy',
+          services: [{ name: 'gemini_api', status: 'unhealthy', lastError: new Error('503') }],
+        }),
+      }
       const b1 = await start({ prefix: '/arr', monitor: arrayMonitor })
       const h = (await call(`${b1}/health`)).json
       assert.equal(h.services.gemini_api.status, 'unhealthy')
@@ -354,7 +430,15 @@ for (const [label, express] of EXPRESS_VERSIONS) {
     test('with adminToken: missing or wrong token 401, right token 200, unknown breaker 404', async () => {
       const b = await start({ prefix: '/tok', adminToken: 's3cret-token' })
       const post = (path, auth) => call(b + path, { method: 'POST', headers: auth === undefined ? {} : { authorization: auth } })
-      for (const auth of [undefined, 'Bearer wrong', 'Bearer s3cret-toke', 'Bearer s3cret-token-longer', 'Basic s3cret-token', 's3cret-token', 'Bearer ']) {
+      for (const auth of [
+        undefined,
+        'Bearer wrong',
+        'Bearer s3cret-toke',
+        'Bearer s3cret-token-longer',
+        'Basic s3cret-token',
+        's3cret-token',
+        'Bearer ',
+      ]) {
         const r = await post('/force-open/openai_api', auth)
         assert.equal(r.status, 401, String(auth))
         assert.equal(r.json.error, 'unauthorized')
@@ -407,7 +491,10 @@ for (const [label, express] of EXPRESS_VERSIONS) {
       const both = await start({ prefix: '/both', adminToken: 'tok', authorize: (req) => req.headers['x-role'] === 'operator' })
       assert.equal((await call(`${both}/reset-all`, { method: 'POST', headers: { 'x-role': 'operator' } })).status, 401)
       assert.equal((await call(`${both}/reset-all`, { method: 'POST', headers: { authorization: 'Bearer tok' } })).status, 403)
-      assert.equal((await call(`${both}/reset-all`, { method: 'POST', headers: { authorization: 'Bearer tok', 'x-role': 'operator' } })).status, 200)
+      assert.equal(
+        (await call(`${both}/reset-all`, { method: 'POST', headers: { authorization: 'Bearer tok', 'x-role': 'operator' } })).status,
+        200,
+      )
     })
 
     test('hostile names are escaped in JSON and can be controlled by their URL-encoded name', async () => {
@@ -430,7 +517,10 @@ for (const [label, express] of EXPRESS_VERSIONS) {
       assert.equal(r.status, 200)
       assert.equal(r.json.breaker, HOSTILE)
       assert.equal(evil.state, 'closed')
-      const missing = await call(`${b}/reset/${encodeURIComponent('<b>"x"</b>')}`, { method: 'POST', headers: { authorization: 'Bearer t' } })
+      const missing = await call(`${b}/reset/${encodeURIComponent('<b>"x"</b>')}`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer t' },
+      })
       assert.equal(missing.status, 404)
       assert.doesNotMatch(missing.text, /<b>/)
     })
@@ -461,10 +551,15 @@ describe('options are validated', () => {
   test('withCircuitBreaker rejects a bad handler and unknown options', () => {
     const registry = new CircuitBreakerRegistry()
     assert.throws(() => withCircuitBreaker('x', null, { registry }), { code: 'ERR_INVALID_ARGUMENT' })
-    assert.throws(() => withCircuitBreaker('x', () => {}, { registry, fallbak: () => {} }), (e) => e.code === 'ERR_INVALID_CONFIG' && /fallbak/.test(e.message))
+    assert.throws(
+      () => withCircuitBreaker('x', () => {}, { registry, fallbak: () => {} }),
+      (e) => e.code === 'ERR_INVALID_CONFIG' && /fallbak/.test(e.message),
+    )
     assert.throws(() => withCircuitBreaker('x', () => {}, { registry, isFailure: true }), { code: 'ERR_INVALID_CONFIG' })
     assert.throws(() => withCircuitBreaker('', () => {}, { registry }), { code: 'ERR_INVALID_ARGUMENT' })
-    assert.throws(() => withCircuitBreaker('x', () => {}, { registry, breakerOptions: { failureTreshold: 1 } }), { code: 'ERR_INVALID_CONFIG' })
+    assert.throws(() => withCircuitBreaker('x', () => {}, { registry, breakerOptions: { failureTreshold: 1 } }), {
+      code: 'ERR_INVALID_CONFIG',
+    })
   })
 
   test('registerCircuitBreakerRoutes rejects a non-app, unknown options and a bad monitor', async () => {

@@ -31,7 +31,10 @@ test('LRU by count: the least recently used entry goes first', () => {
   assert.equal(cache.get('s', 'a'), 'a') // a is now the most recent
   cache.set('s', 'd', 'd')
   assert.equal(cache.get('s', 'b'), undefined)
-  assert.deepEqual(['a', 'c', 'd'].map((k) => cache.get('s', k)), ['a', 'c', 'd'])
+  assert.deepEqual(
+    ['a', 'c', 'd'].map((k) => cache.get('s', k)),
+    ['a', 'c', 'd'],
+  )
   assert.equal(cache.size, 3)
   assert.equal(cache.getMetrics().evictions, 1)
 })
@@ -79,13 +82,16 @@ test('values that JSON cannot hold are refused with ERR_NOT_SERIALIZABLE, naming
     [{ s: Symbol('x') }, /a symbol at value\.s/],
   ]
   for (const [value, message] of cases) {
-    assert.throws(() => cache.set('s', 'k', value), (err) => {
-      assert.equal(err.code, 'ERR_NOT_SERIALIZABLE')
-      assert.ok(isNotSerializableError(err))
-      assert.match(err.message, /^the cached value cannot be stored as JSON: /)
-      assert.match(err.message, message)
-      return true
-    })
+    assert.throws(
+      () => cache.set('s', 'k', value),
+      (err) => {
+        assert.equal(err.code, 'ERR_NOT_SERIALIZABLE')
+        assert.ok(isNotSerializableError(err))
+        assert.match(err.message, /^the cached value cannot be stored as JSON: /)
+        assert.match(err.message, message)
+        return true
+      },
+    )
   }
   assert.equal(cache.size, 0)
 })
@@ -138,18 +144,21 @@ test('a disabled cache stores nothing (option, or FALLBACK_CACHE_ENABLED)', () =
 })
 
 test('bad options and arguments get clear errors with stable codes', () => {
-  assert.throws(() => new FallbackCache({ cacheMaxEntries: 0, cacheTtlMs: -1, cacheMaxBytes: 10, cacheTTLMs: 5 }), (err) => {
-    assert.equal(err.code, 'ERR_INVALID_CONFIG')
-    for (const part of [
-      'cacheMaxEntries = 0 (expected an integer from 1 to 100000000)',
-      'cacheTtlMs = -1 (expected a number of milliseconds greater than 0',
-      'cacheMaxBytes = 10 (expected an integer from 1024 to 4294967295)',
-      'unknown option "cacheTTLMs" = 5 (expected a known option (did you mean "cacheTtlMs"?))',
-    ]) {
-      assert.ok(err.message.includes(part), `${part} in ${err.message}`)
-    }
-    return true
-  })
+  assert.throws(
+    () => new FallbackCache({ cacheMaxEntries: 0, cacheTtlMs: -1, cacheMaxBytes: 10, cacheTTLMs: 5 }),
+    (err) => {
+      assert.equal(err.code, 'ERR_INVALID_CONFIG')
+      for (const part of [
+        'cacheMaxEntries = 0 (expected an integer from 1 to 100000000)',
+        'cacheTtlMs = -1 (expected a number of milliseconds greater than 0',
+        'cacheMaxBytes = 10 (expected an integer from 1024 to 4294967295)',
+        'unknown option "cacheTTLMs" = 5 (expected a known option (did you mean "cacheTtlMs"?))',
+      ]) {
+        assert.ok(err.message.includes(part), `${part} in ${err.message}`)
+      }
+      return true
+    },
+  )
   assert.throws(() => new FallbackCache(null), { code: 'ERR_INVALID_CONFIG', message: /options = null/ })
   assert.throws(() => new FallbackCache({ clock: {} }), { code: 'ERR_INVALID_CONFIG', message: /clock/ })
   const { cache } = makeCache()

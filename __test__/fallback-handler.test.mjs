@@ -15,9 +15,11 @@ function makeHandler(options = {}) {
 }
 
 const ok = (v) => async () => v
-const down = (msg = 'HTTP 503') => async () => {
-  throw new Error(msg)
-}
+const down =
+  (msg = 'HTTP 503') =>
+  async () => {
+    throw new Error(msg)
+  }
 
 test('sources in order: live, then a fresh cached value, a stale one, the fallback, the error', async () => {
   const { handler, clock, events } = makeHandler({ cacheTtlMs: 1_000, staleIfErrorMs: 5_000 })
@@ -49,7 +51,14 @@ test('sources in order: live, then a fresh cached value, a stale one, the fallba
 
   assert.deepEqual(
     events.map(([ev, e]) => (ev === 'cacheHit' ? `cacheHit:${e.stale}` : `fallback:${e.source}:${e.error.message}`)),
-    ['cacheHit:false', 'fallback:cache:HTTP 503', 'cacheHit:true', 'fallback:stale:HTTP 503', 'fallback:fallback:timeout', 'fallback:error:gone'],
+    [
+      'cacheHit:false',
+      'fallback:cache:HTTP 503',
+      'cacheHit:true',
+      'fallback:stale:HTTP 503',
+      'fallback:fallback:timeout',
+      'fallback:error:gone',
+    ],
   )
   const served = handler.getMetrics().served
   assert.deepEqual(
@@ -187,7 +196,16 @@ test('bad arguments are refused with ERR_INVALID_ARGUMENT naming the field', asy
 
 test('every bad option is reported in one ERR_INVALID_CONFIG', () => {
   assert.throws(
-    () => new FallbackHandler({ maxRetryAttempts: 0, retryDelayMs: -5, staleIfErrorMs: 'soon', concurrency: 1.5, logFallbacks: 'yes', persistPath: 7, registry: 3 }),
+    () =>
+      new FallbackHandler({
+        maxRetryAttempts: 0,
+        retryDelayMs: -5,
+        staleIfErrorMs: 'soon',
+        concurrency: 1.5,
+        logFallbacks: 'yes',
+        persistPath: 7,
+        registry: 3,
+      }),
     (err) => {
       assert.equal(err.code, 'ERR_INVALID_CONFIG')
       assert.match(err.message, /^Invalid fallback options: /)

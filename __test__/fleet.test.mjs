@@ -7,9 +7,20 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { REDIS_URL, requireRedis, uniquePrefix, cleanKeys, redisClient, startInstance, startRedis, freePort, until } from './redis-helper.mjs'
+import {
+  REDIS_URL,
+  requireRedis,
+  uniquePrefix,
+  cleanKeys,
+  redisClient,
+  startInstance,
+  startRedis,
+  freePort,
+  until,
+} from './redis-helper.mjs'
 
-const isState = (name, to, cause) => (e) => e.type === 'state' && e.name === name && e.to === to && (cause === undefined || e.cause === cause)
+const isState = (name, to, cause) => (e) =>
+  e.type === 'state' && e.name === name && e.to === to && (cause === undefined || e.cause === cause)
 
 /** Starts `labels.length` connected instances, each with breaker `name`; stops them after. */
 async function withFleet(labels, { redisUrl = REDIS_URL, quorum = 1, name, options, label }, body) {
@@ -24,7 +35,11 @@ async function withFleet(labels, { redisUrl = REDIS_URL, quorum = 1, name, optio
     }
     await body(fleet, keyPrefix)
     for (const i of fleet) {
-      assert.deepEqual(i.events.filter((e) => e.type === 'unhandledRejection'), [], `${i.label}: no unhandled rejection`)
+      assert.deepEqual(
+        i.events.filter((e) => e.type === 'unhandledRejection'),
+        [],
+        `${i.label}: no unhandled rejection`,
+      )
     }
   } finally {
     await Promise.all(fleet.map((i) => i.kill()))
@@ -36,7 +51,6 @@ function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]
 }
-
 
 before(() => requireRedis())
 
@@ -97,7 +111,14 @@ test('one trial fleet-wide: three instances whose open time ends together send a
 test('the lease holder killed with SIGKILL mid-trial: its lease expires and another instance takes it', async () => {
   const name = 'fleet_lease_api'
   // The lease lasts callTimeoutMs (1.5 s), as long as a trial may.
-  const options = { failureThreshold: 2, resetTimeoutMs: 200, halfOpenMaxCalls: 1, successThreshold: 1, exponentialBackoff: false, callTimeoutMs: 1_500 }
+  const options = {
+    failureThreshold: 2,
+    resetTimeoutMs: 200,
+    halfOpenMaxCalls: 1,
+    successThreshold: 1,
+    exponentialBackoff: false,
+    callTimeoutMs: 1_500,
+  }
   await withFleet(['A', 'B', 'C'], { name, options, label: 'lease' }, async (fleet, keyPrefix) => {
     await Promise.all(fleet.map((i) => i.ask('hang', { on: true })))
     assert.equal(await fleet[0].ask('fail', { name, n: 2 }), 'open')
@@ -115,25 +136,31 @@ test('the lease holder killed with SIGKILL mid-trial: its lease expires and anot
     await holder.kill('SIGKILL')
     const survivors = fleet.filter((i) => i !== holder)
     await Promise.all(survivors.map((i) => i.ask('hang', { on: false })))
-    const next = await Promise.race(survivors.map((i) => i.waitFor((e) => e.type === 'trial', 10_000, 'a takeover trial').then((e) => ({ i, e }))))
+    const next = await Promise.race(
+      survivors.map((i) => i.waitFor((e) => e.type === 'trial', 10_000, 'a takeover trial').then((e) => ({ i, e }))),
+    )
     const waited = next.e.at - first.e.at
     console.log(`# ${holder.label} killed holding the lease; ${next.i.label} took it over after ${waited.toFixed(0)} ms`)
     assert.ok(waited >= 1_000, `taken over only once the lease expired (${waited} ms)`)
     await Promise.all(survivors.map((i) => i.waitFor(isState(name, 'closed'), 10_000, 'the close')))
     for (const i of survivors) await i.ask('stop', { name })
     const trials = await Promise.all(survivors.map((i) => i.ask('trials', { name })))
-    assert.equal(trials.reduce((x, y) => x + y, 0), 1, `one takeover trial: ${trials}`)
+    assert.equal(
+      trials.reduce((x, y) => x + y, 0),
+      1,
+      `one takeover trial: ${trials}`,
+    )
   })
 })
 
-test('quorum 2: one instance\'s open stays its own; a second instance failing opens the fleet', async () => {
+test("quorum 2: one instance's open stays its own; a second instance failing opens the fleet", async () => {
   const name = 'fleet_quorum_api'
   const options = { failureThreshold: 2, resetTimeoutMs: 10_000 }
   await withFleet(['A', 'B', 'C'], { name, options, quorum: 2, label: 'quorum' }, async ([a, b, c], keyPrefix) => {
     assert.equal(await a.ask('fail', { name, n: 2 }), 'open')
     const redis = await redisClient()
     try {
-      await until(async () => (await redis.cmd('ZCARD', `${keyPrefix}${name}:failing`)) === 1, { what: 'A\'s vote' })
+      await until(async () => (await redis.cmd('ZCARD', `${keyPrefix}${name}:failing`)) === 1, { what: "A's vote" })
       await new Promise((r) => setTimeout(r, 200))
       assert.equal(await b.ask('state', { name }), 'closed', 'one instance with a broken network cannot open the fleet')
       assert.equal(await c.ask('state', { name }), 'closed')

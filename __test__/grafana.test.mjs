@@ -12,7 +12,17 @@ test('every metric the Grafana dashboard queries is one the library exports', as
     ...dashboard.templating.list.filter((v) => v.query?.query).map((v) => v.query.query),
   ]
   const PROMQL = new Set(['sum', 'by', 'rate', 'histogram_quantile', 'label_values', 'name', 'le', 'result', 'service', 'quantile'])
-  const used = new Set(exprs.flatMap((e) => e.replace(/"[^"]*"/g, '').replace(/\$\w+/g, '').match(/[a-z_][a-z0-9_]*/g) ?? []).filter((w) => !PROMQL.has(w) && w.includes('_')))
+  const used = new Set(
+    exprs
+      .flatMap(
+        (e) =>
+          e
+            .replace(/"[^"]*"/g, '')
+            .replace(/\$\w+/g, '')
+            .match(/[a-z_][a-z0-9_]*/g) ?? [],
+      )
+      .filter((w) => !PROMQL.has(w) && w.includes('_')),
+  )
   assert.ok(used.size >= 6, [...used].join())
 
   const clock = new ManualClock(0)
@@ -24,5 +34,6 @@ test('every metric the Grafana dashboard queries is one the library exports', as
   await monitor.checkServiceHealth('openai_api')
   const text = prometheusMetrics({ registry, monitor })
   const exported = new Set([...text.matchAll(/^([a-z_][a-z0-9_]*)(?:\{| )/gm)].map((m) => m[1]))
-  for (const metric of used) assert.ok(exported.has(metric), `${metric} is queried by the dashboard but not exported (exported: ${[...exported].join(', ')})`)
+  for (const metric of used)
+    assert.ok(exported.has(metric), `${metric} is queried by the dashboard but not exported (exported: ${[...exported].join(', ')})`)
 })

@@ -18,9 +18,21 @@ test('what a check may return, and how each counts', async () => {
     [() => false, false, 'check returned false'],
     [async () => ({ ok: false, details: { error: 'HTTP 503' } }), false, 'HTTP 503'],
     [() => ({ ok: false }), false, 'check returned { ok: false }'],
-    [() => { throw new Error('ECONNREFUSED') }, false, 'ECONNREFUSED'],
+    [
+      () => {
+        throw new Error('ECONNREFUSED')
+      },
+      false,
+      'ECONNREFUSED',
+    ],
     [() => Promise.reject(new TypeError('fetch failed')), false, 'fetch failed'],
-    [() => { throw 'a string' }, false, 'a string'],
+    [
+      () => {
+        throw 'a string'
+      },
+      false,
+      'a string',
+    ],
     [() => undefined, false, 'check returned undefined (expected a boolean or { ok: boolean, details? })'],
     [() => 'ok', false, 'check returned "ok" (expected a boolean or { ok: boolean, details? })'],
     [() => ({ then: (resolve) => resolve(true) }), true, null],
@@ -53,7 +65,7 @@ test('the check gets { signal }, and check details reach the check event', async
   assert.deepEqual(events[0][1].details, { region: 'us-east-1' })
 })
 
-test('latency is measured on the monitor\'s clock', async () => {
+test("latency is measured on the monitor's clock", async () => {
   const { monitor, clock } = makeMonitor()
   const d = deferred()
   monitor.registerService('svc', () => d.promise, { latencyWarningMs: 100_000, latencyCriticalMs: 100_000 })
@@ -71,20 +83,21 @@ test('a hung check times out after checkTimeoutMs; its late result is ignored', 
   const { monitor, clock } = makeMonitor()
   const d = deferred()
   let signal
-  monitor.registerService('svc', (ctx) => {
-    signal = ctx.signal
-    return d.promise
-  }, { checkTimeoutMs: 5_000, historySize: 10 })
+  monitor.registerService(
+    'svc',
+    (ctx) => {
+      signal = ctx.signal
+      return d.promise
+    },
+    { checkTimeoutMs: 5_000, historySize: 10 },
+  )
   const events = recordHealthEvents(monitor)
   const p = monitor.checkServiceHealth('svc')
   clock.advance(4_999)
   assert.equal(monitor.getServiceHealth('svc').totalChecks, 0, 'not timed out yet')
   clock.advance(1)
   const h = await p
-  assert.deepEqual(
-    [h.totalChecks, h.failedChecks, h.status, h.lastError],
-    [1, 1, 'unhealthy', 'check timed out after 5000 ms'],
-  )
+  assert.deepEqual([h.totalChecks, h.failedChecks, h.status, h.lastError], [1, 1, 'unhealthy', 'check timed out after 5000 ms'])
   assert.equal(events[0][1].timedOut, true)
   assert.equal(events[0][1].latencyMs, 5_000)
   assert.ok(signal.aborted)
@@ -116,10 +129,14 @@ test('a check that is still hung is not called again; it fails until it settles'
   const { monitor, clock } = makeMonitor()
   const d = deferred()
   let calls = 0
-  monitor.registerService('svc', () => {
-    calls++
-    return calls === 1 ? d.promise : true
-  }, { checkTimeoutMs: 1_000, historySize: 10 })
+  monitor.registerService(
+    'svc',
+    () => {
+      calls++
+      return calls === 1 ? d.promise : true
+    },
+    { checkTimeoutMs: 1_000, historySize: 10 },
+  )
   const p = monitor.checkServiceHealth('svc')
   clock.advance(1_000)
   await p
@@ -139,10 +156,14 @@ test('one check at a time per service: a second request joins the check in fligh
   const { monitor, clock } = makeMonitor()
   const d = deferred()
   let calls = 0
-  monitor.registerService('svc', () => {
-    calls++
-    return d.promise
-  }, { checkIntervalMs: 1_000 })
+  monitor.registerService(
+    'svc',
+    () => {
+      calls++
+      return d.promise
+    },
+    { checkIntervalMs: 1_000 },
+  )
   const a = monitor.checkServiceHealth('svc')
   const b = monitor.checkServiceHealth('svc')
   assert.equal(a, b)
@@ -199,7 +220,10 @@ test('alerts: which fire, in what order, with what details', async () => {
   assert.deepEqual(alerts, [], 'a first healthy check is not news')
 
   await feed(monitor, 'openai_api', check, [[false, 10]])
-  assert.deepEqual(alerts.map((a) => a.alertType), ['status_change', 'check_failed', 'high_error_rate'])
+  assert.deepEqual(
+    alerts.map((a) => a.alertType),
+    ['status_change', 'check_failed', 'high_error_rate'],
+  )
   const [change, failed, rate] = alerts.map((a) => a.details)
   assert.equal(alerts[0].service, 'openai_api')
   assert.equal(change.status, 'unhealthy')
@@ -238,7 +262,10 @@ test('alert cooldown is per alert type and per service; recovered always fires',
   assert.deepEqual(take(), ['a:recovered'])
   // Once the cooldown has passed, each type fires again, once.
   clock.advance(1)
-  await feed(monitor, 'a', a, [[false, 0], [false, 0]])
+  await feed(monitor, 'a', a, [
+    [false, 0],
+    [false, 0],
+  ])
   assert.deepEqual(take(), ['a:status_change', 'a:check_failed', 'a:high_error_rate'])
   await feed(monitor, 'a', a, [[true, 0]])
   assert.deepEqual(take(), ['a:recovered'])
@@ -257,7 +284,10 @@ test('high_latency carries its level and threshold; recovered carries the downti
   assert.match(d.message, /^gemini_api p95 latency is 15\d ms \(warning threshold 100 ms\)$/)
   alerts.length = 0
   await feed(monitor, 'gemini_api', check, [[true, 400]])
-  assert.deepEqual(alerts.map(([t]) => t), ['status_change', 'high_latency'])
+  assert.deepEqual(
+    alerts.map(([t]) => t),
+    ['status_change', 'high_latency'],
+  )
   assert.equal(alerts[1][1].level, 'critical')
   alerts.length = 0
   clock.advance(90_000)
@@ -329,7 +359,7 @@ test('a throwing event listener does not break the check', async () => {
   assert.deepEqual(errors, [{ source: 'listener', name: 'svc', event: 'check' }])
 })
 
-test('events come in order: check, statusChange, the breaker\'s own events, alert', async () => {
+test("events come in order: check, statusChange, the breaker's own events, alert", async () => {
   const { clock } = makeMonitor()
   const registry = new CircuitBreakerRegistry()
   const linked = makeMonitor({ clock, registry }).monitor
@@ -360,7 +390,7 @@ test('breaker link: unhealthy opens the breaker; a passing check while open prob
   assert.equal(breaker.state, 'open')
   assert.equal(changes[0].cause, 'open_for')
   assert.equal(changes[0].reason, 'health check: openai_api is unhealthy')
-  assert.equal(changes[0].nextAttemptAt, clock.now() + 30_000, 'open for the breaker\'s reset timeout')
+  assert.equal(changes[0].nextAttemptAt, clock.now() + 30_000, "open for the breaker's reset timeout")
 
   // Still unhealthy and failing: nothing more happens to the breaker.
   await feed(monitor, 'openai_api', check, [[false, 0]])
@@ -422,7 +452,10 @@ test('breaker link: a missing breaker emits one ERR_UNKNOWN_BREAKER error until 
   await feed(monitor, 'meta_api', check, [OK, OK, FAIL])
   assert.equal(errors.length, 1)
   assert.equal(errors[0][0].code, 'ERR_UNKNOWN_BREAKER')
-  assert.match(errors[0][0].message, /Service "meta_api" is linked to circuit breaker "meta_api", but no breaker by that name is in the registry/)
+  assert.match(
+    errors[0][0].message,
+    /Service "meta_api" is linked to circuit breaker "meta_api", but no breaker by that name is in the registry/,
+  )
   assert.deepEqual(errors[0][1], { source: 'breaker', name: 'meta_api' })
   // Created later: the link works from then on.
   const breaker = registry.getOrCreate('meta_api', { clock })

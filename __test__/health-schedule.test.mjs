@@ -19,10 +19,14 @@ function services(monitor, clock, n, options = {}) {
   for (let i = 0; i < n; i++) {
     const name = `svc${i}`
     calls.set(name, [])
-    monitor.registerService(name, () => {
-      calls.get(name).push(clock.now())
-      return true
-    }, options)
+    monitor.registerService(
+      name,
+      () => {
+        calls.get(name).push(clock.now())
+        return true
+      },
+      options,
+    )
   }
   return calls
 }
@@ -32,7 +36,10 @@ test('runDueChecks runs what is due now, staggered through the interval', async 
   const t0 = clock.now()
   const calls = services(monitor, clock, 10, { checkIntervalMs: 1_000 })
   // At registration only the first service is due (its phase is 0).
-  assert.deepEqual((await monitor.runDueChecks()).map((h) => h.name), ['svc0'])
+  assert.deepEqual(
+    (await monitor.runDueChecks()).map((h) => h.name),
+    ['svc0'],
+  )
   assert.deepEqual(await monitor.runDueChecks(), [], 'nothing twice')
   // Over the first interval every service runs once, each at its own time.
   const firstDue = [...calls.keys()].map((name) => monitor.getServiceHealth(name).nextCheckAt)
@@ -41,7 +48,10 @@ test('runDueChecks runs what is due now, staggered through the interval', async 
     await monitor.runDueChecks()
   }
   const firsts = [...calls.values()].map((c) => c[0] - t0)
-  assert.ok(firsts.every((t) => t >= 0 && t < 1_000), String(firsts))
+  assert.ok(
+    firsts.every((t) => t >= 0 && t < 1_000),
+    String(firsts),
+  )
   assert.equal(new Set(firsts).size, 10, `distinct start times: ${firsts}`)
   // No tenth of the interval holds more than two of the ten services.
   const perTenth = new Array(10).fill(0)
@@ -59,7 +69,11 @@ test('the schedule keeps its grid and skips missed slots instead of catching up'
   clock.set(t0 + 10_500) // ten intervals late
   await monitor.runDueChecks()
   await monitor.runDueChecks()
-  assert.deepEqual(calls.get('svc0').map((t) => t - t0), [0, 10_500], 'one check, not ten')
+  assert.deepEqual(
+    calls.get('svc0').map((t) => t - t0),
+    [0, 10_500],
+    'one check, not ten',
+  )
   assert.equal(monitor.getServiceHealth('svc0').nextCheckAt, t0 + 11_000)
 })
 
@@ -67,10 +81,14 @@ test('a slow check is never overlapped by its next scheduled one', async () => {
   const { monitor, clock } = makeMonitor()
   const d = deferred()
   let calls = 0
-  monitor.registerService('slow', () => {
-    calls++
-    return calls === 1 ? d.promise : true
-  }, { checkIntervalMs: 1_000, checkTimeoutMs: 5_000 })
+  monitor.registerService(
+    'slow',
+    () => {
+      calls++
+      return calls === 1 ? d.promise : true
+    },
+    { checkIntervalMs: 1_000, checkTimeoutMs: 5_000 },
+  )
   const first = monitor.runDueChecks()
   clock.advance(1_000)
   assert.deepEqual(await monitor.runDueChecks(), [])
@@ -85,7 +103,7 @@ test('a slow check is never overlapped by its next scheduled one', async () => {
   assert.equal(calls, 2)
 })
 
-test('start() drives the schedule on the monitor\'s clock; stop() stops it', async () => {
+test("start() drives the schedule on the monitor's clock; stop() stops it", async () => {
   const { monitor, clock } = makeMonitor()
   const t0 = clock.now()
   const calls = services(monitor, clock, 5, { checkIntervalMs: 1_000 })
@@ -99,14 +117,21 @@ test('start() drives the schedule on the monitor\'s clock; stop() stops it', asy
   assert.deepEqual(counts, [11, 10, 10, 10, 10])
   for (const c of calls.values()) {
     const gaps = c.slice(1).map((t, i) => t - c[i])
-    assert.ok(gaps.every((g) => Math.abs(g - 1_000) <= 1), `every ~1000 ms: ${gaps}`)
+    assert.ok(
+      gaps.every((g) => Math.abs(g - 1_000) <= 1),
+      `every ~1000 ms: ${gaps}`,
+    )
   }
   assert.equal(clock.pendingTimers, 1)
   await monitor.stop()
   assert.equal(monitor.running, false)
   assert.equal(clock.pendingTimers, 0)
   clock.advance(10_000)
-  assert.deepEqual([...calls.values()].map((c) => c.length), counts, 'nothing after stop()')
+  assert.deepEqual(
+    [...calls.values()].map((c) => c.length),
+    counts,
+    'nothing after stop()',
+  )
   assert.ok(calls.get('svc0')[0] === t0)
 })
 
@@ -116,9 +141,15 @@ test('start() re-anchors the schedule: a late start does not fire every overdue 
   clock.advance(60_000)
   await monitor.start()
   clock.advance(0)
-  assert.deepEqual([...calls.values()].map((c) => c.length), [1, 0, 0])
+  assert.deepEqual(
+    [...calls.values()].map((c) => c.length),
+    [1, 0, 0],
+  )
   clock.advance(999)
-  assert.deepEqual([...calls.values()].map((c) => c.length), [1, 1, 1])
+  assert.deepEqual(
+    [...calls.values()].map((c) => c.length),
+    [1, 1, 1],
+  )
   await monitor.stop()
 })
 

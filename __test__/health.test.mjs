@@ -19,7 +19,7 @@ test('HealthMonitor and globalMonitor are exported from both entry points', asyn
   assert.equal(cjs.globalMonitor, globalMonitor)
 })
 
-test('the defaults are the seed\'s HealthCheckConfig in ms', async () => {
+test("the defaults are the seed's HealthCheckConfig in ms", async () => {
   const { monitor, clock } = makeMonitor()
   const check = scripted(clock)
   monitor.registerService('svc', check)
@@ -48,7 +48,14 @@ test('unknown before the first check', () => {
   monitor.registerService('svc', scripted(clock))
   const h = monitor.getServiceHealth('svc')
   assert.deepEqual(
-    { status: h.status, totalChecks: h.totalChecks, lastCheck: h.lastCheck, lastError: h.lastError, uptime: h.uptime, errorRate: h.errorRate },
+    {
+      status: h.status,
+      totalChecks: h.totalChecks,
+      lastCheck: h.lastCheck,
+      lastError: h.lastError,
+      uptime: h.uptime,
+      errorRate: h.errorRate,
+    },
     { status: 'unknown', totalChecks: 0, lastCheck: null, lastError: null, uptime: 100, errorRate: 0 },
   )
   assert.equal(monitor.getServiceHealth('nope'), undefined)
@@ -124,7 +131,12 @@ test('percentiles of known latency sets, within 1 %', async () => {
     const check = scripted(clock)
     monitor.registerService('uniform', check, { latencyWarningMs: 100_000, latencyCriticalMs: 100_000 })
     // 1..100 ms in a shuffled order.
-    const h = await feed(monitor, 'uniform', check, Array.from({ length: 100 }, (_, i) => [true, ((i * 37) % 100) + 1]))
+    const h = await feed(
+      monitor,
+      'uniform',
+      check,
+      Array.from({ length: 100 }, (_, i) => [true, ((i * 37) % 100) + 1]),
+    )
     near(h.latencyP50Ms, 50)
     near(h.latencyP95Ms, 95)
     near(h.latencyP99Ms, 99)
@@ -151,7 +163,12 @@ test('percentiles of known latency sets, within 1 %', async () => {
     const { monitor, clock } = makeMonitor()
     const check = scripted(clock)
     monitor.registerService('failing', check, { historySize: 4 })
-    const h = await feed(monitor, 'failing', check, [[true, 10], [false, 40], [true, 10], [false, 40]])
+    const h = await feed(monitor, 'failing', check, [
+      [true, 10],
+      [false, 40],
+      [true, 10],
+      [false, 40],
+    ])
     near(h.latencyP50Ms, 10)
     near(h.latencyP99Ms, 40)
   }
@@ -208,10 +225,7 @@ test('getHealthSummary: counts, services by name, and the overall status', async
   await feed(monitor, 'c', checks.c, [FAIL]) // 100 %: unhealthy
   s = monitor.getHealthSummary()
   assert.equal(s.status, 'unhealthy')
-  assert.deepEqual(
-    [s.totalServices, s.healthyServices, s.degradedServices, s.unhealthyServices, s.unknownServices],
-    [4, 1, 1, 1, 1],
-  )
+  assert.deepEqual([s.totalServices, s.healthyServices, s.degradedServices, s.unhealthyServices, s.unknownServices], [4, 1, 1, 1, 1])
   assert.deepEqual(s.services.c, monitor.getServiceHealth('c'))
   assert.equal(s.services.c.lastError, 'check returned false')
 })
@@ -227,7 +241,10 @@ test('unregisterService removes a service from the summary and frees its name', 
   assert.deepEqual(Object.keys(monitor.getHealthSummary().services), ['b'])
   monitor.registerService('a', scripted(clock))
   assert.equal(monitor.getServiceHealth('a').totalChecks, 0, 'a new registration starts afresh')
-  await assert.rejects(monitor.checkServiceHealth('zzz'), { code: 'ERR_INVALID_ARGUMENT', message: /name = "zzz" \(expected the name of a registered service\)/ })
+  await assert.rejects(monitor.checkServiceHealth('zzz'), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /name = "zzz" \(expected the name of a registered service\)/,
+  })
 })
 
 const badOptions = [
@@ -277,18 +294,30 @@ test('bad arguments: name, check, options object, duplicate name', () => {
   const { monitor, clock } = makeMonitor()
   assert.throws(() => monitor.registerService('', scripted(clock)), { code: 'ERR_INVALID_ARGUMENT', message: /name = ""/ })
   assert.throws(() => monitor.registerService(7, scripted(clock)), { code: 'ERR_INVALID_ARGUMENT', message: /name = 7/ })
-  assert.throws(() => monitor.registerService('svc', 'http://x'), { code: 'ERR_INVALID_ARGUMENT', message: /check = "http:\/\/x" \(expected a function/ })
+  assert.throws(() => monitor.registerService('svc', 'http://x'), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /check = "http:\/\/x" \(expected a function/,
+  })
   assert.throws(() => monitor.registerService('svc', scripted(clock), null), { code: 'ERR_INVALID_CONFIG', message: /options = null/ })
   monitor.registerService('svc', scripted(clock))
-  assert.throws(() => monitor.registerService('svc', scripted(clock)), { code: 'ERR_INVALID_ARGUMENT', message: /name = "svc" \(expected the name of a service not registered yet/ })
+  assert.throws(() => monitor.registerService('svc', scripted(clock)), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /name = "svc" \(expected the name of a service not registered yet/,
+  })
   assert.throws(() => monitor.registerAlertHandler('nope'), { code: 'ERR_INVALID_ARGUMENT', message: /handler = "nope"/ })
 })
 
 test('monitor options are validated, with typo hints', () => {
   assert.throws(() => new HealthMonitor({ clock: 5 }), { code: 'ERR_INVALID_CONFIG', message: /clock = 5 \(expected an object\)/ })
   assert.throws(() => new HealthMonitor({ clock: {} }), { code: 'ERR_INVALID_CONFIG', message: /clock = an object \(expected a clock/ })
-  assert.throws(() => new HealthMonitor({ regsitry: null }), { code: 'ERR_INVALID_CONFIG', message: /unknown option "regsitry".*did you mean "registry"/ })
-  assert.throws(() => new HealthMonitor({ registry: {} }), { code: 'ERR_INVALID_CONFIG', message: /registry = an object \(expected a CircuitBreakerRegistry or null\)/ })
+  assert.throws(() => new HealthMonitor({ regsitry: null }), {
+    code: 'ERR_INVALID_CONFIG',
+    message: /unknown option "regsitry".*did you mean "registry"/,
+  })
+  assert.throws(() => new HealthMonitor({ registry: {} }), {
+    code: 'ERR_INVALID_CONFIG',
+    message: /registry = an object \(expected a CircuitBreakerRegistry or null\)/,
+  })
   assert.throws(() => new HealthMonitor([]), { code: 'ERR_INVALID_CONFIG', message: /options = an array/ })
 })
 
@@ -303,7 +332,10 @@ test('HEALTH_CHECK_INTERVAL (seconds) sets the default interval; a bad value nam
   monitor.registerService('env', scripted(clock, [[true, 0]]))
   monitor.registerService('explicit', scripted(clock, [[true, 0]]), { checkIntervalMs: 2_000 })
   clock.advance(2_000)
-  assert.deepEqual((await monitor.runDueChecks()).map((h) => h.name), ['env', 'explicit'])
+  assert.deepEqual(
+    (await monitor.runDueChecks()).map((h) => h.name),
+    ['env', 'explicit'],
+  )
   assert.equal(monitor.getServiceHealth('env').nextCheckAt, clock.now() + 3_000, 'due every 5 s from registration')
   assert.equal(monitor.getServiceHealth('explicit').nextCheckAt, clock.now() + 1_236.0679774997898)
   process.env.HEALTH_CHECK_INTERVAL = 'soon'
@@ -312,9 +344,12 @@ test('HEALTH_CHECK_INTERVAL (seconds) sets the default interval; a bad value nam
     message: /HEALTH_CHECK_INTERVAL = "soon" \(expected a number of seconds from 0.1 to 2147483.647\)/,
   })
   process.env.HEALTH_CHECK_INTERVAL = '0.05'
-  assert.throws(() => monitor.registerService('bad', scripted(clock), { historySize: 0 }), (err) => {
-    assert.match(err.message, /HEALTH_CHECK_INTERVAL = "0.05"/)
-    assert.match(err.message, /historySize = 0/)
-    return true
-  })
+  assert.throws(
+    () => monitor.registerService('bad', scripted(clock), { historySize: 0 }),
+    (err) => {
+      assert.match(err.message, /HEALTH_CHECK_INTERVAL = "0.05"/)
+      assert.match(err.message, /historySize = 0/)
+      return true
+    },
+  )
 })

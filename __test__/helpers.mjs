@@ -27,7 +27,19 @@ export async function failTimes(breaker, n) {
 /** Records every event a breaker emits, in order. */
 export function recordEvents(breaker) {
   const seen = []
-  for (const ev of ['stateChange', 'open', 'halfOpen', 'close', 'forcedOpen', 'disabled', 'reject', 'success', 'failure', 'timeout', 'fallback']) {
+  for (const ev of [
+    'stateChange',
+    'open',
+    'halfOpen',
+    'close',
+    'forcedOpen',
+    'disabled',
+    'reject',
+    'success',
+    'failure',
+    'timeout',
+    'fallback',
+  ]) {
     breaker.on(ev, (payload) => seen.push([ev, payload]))
   }
   return seen

@@ -4,7 +4,15 @@ const assert = require('node:assert/strict')
 const bw = require('breakwater')
 
 test('require("breakwater") exposes the API', async () => {
-  for (const k of ['CircuitBreaker', 'CircuitBreakerRegistry', 'globalRegistry', 'ManualClock', 'configFromEnv', 'isCircuitOpenError', 'isCallTimeoutError']) {
+  for (const k of [
+    'CircuitBreaker',
+    'CircuitBreakerRegistry',
+    'globalRegistry',
+    'ManualClock',
+    'configFromEnv',
+    'isCircuitOpenError',
+    'isCallTimeoutError',
+  ]) {
     assert.ok(k in bw, k)
   }
   const b = new bw.CircuitBreaker('cjs', { registry: null })

@@ -18,7 +18,10 @@ test('withCircuitBreaker answers ERR_ALL_PROVIDERS_UNAVAILABLE with 503 and Retr
   const { ai, fakes, registry, breakers } = await setup(t, { providers: ['openai', 'anthropic'] })
   const app = express()
   // The route shares the openai_api breaker with the provider chain.
-  app.get('/generate', withCircuitBreaker('openai_api', async (req, res) => res.json(await ai.chatCompletion(OPENAI_REQUEST)), { registry }))
+  app.get(
+    '/generate',
+    withCircuitBreaker('openai_api', async (req, res) => res.json(await ai.chatCompletion(OPENAI_REQUEST)), { registry }),
+  )
   const base = await serve(t, app)
 
   const ok = await fetch(`${base}/generate`)

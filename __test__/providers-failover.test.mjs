@@ -15,14 +15,17 @@ const never = new Promise(() => {})
 test('the primary answers: the request passes through untouched, with the SDK retries off', async (t) => {
   const { ai, fakes, breakers } = await setup(t)
   const r = await ai.chatCompletion({ ...OPENAI_REQUEST, temperature: 0.2, user: 'u-1', response_format: { type: 'text' } })
-  assert.deepEqual({ ...r, raw: undefined }, {
-    content: 'openai says hi',
-    model: 'gpt-4o-mini',
-    provider: 'openai',
-    usage: { inputTokens: 11, outputTokens: 7 },
-    finishReason: 'stop',
-    raw: undefined,
-  })
+  assert.deepEqual(
+    { ...r, raw: undefined },
+    {
+      content: 'openai says hi',
+      model: 'gpt-4o-mini',
+      provider: 'openai',
+      usage: { inputTokens: 11, outputTokens: 7 },
+      finishReason: 'stop',
+      raw: undefined,
+    },
+  )
   assert.equal(r.raw.id, 'chatcmpl-1')
   assert.ok(!('_fallback' in r))
   const [req] = fakes.openai.completions
@@ -98,7 +101,7 @@ test('taxonomy end to end: Anthropic 529 overloaded fails over to OpenAI with th
 const RATE_LIMITS = [
   ['retry-after-ms', { 'retry-after-ms': '1500' }, 1500],
   ['retry-after in seconds', { 'retry-after': '7' }, 7000],
-  ['no hint (the breaker\'s resetTimeoutMs)', {}, 60_000],
+  ["no hint (the breaker's resetTimeoutMs)", {}, 60_000],
 ]
 
 for (const [what, headers, openMs] of RATE_LIMITS) {
@@ -127,7 +130,11 @@ test('taxonomy end to end: Anthropic 429 with an HTTP-date retry-after opens for
   const { ai, fakes, clock, breakers } = await setup(t, { primary: 'anthropic' })
   // An HTTP-date has whole seconds: 31 s ahead is between 30 and 31 s away.
   const at = new Date(Math.floor(Date.now() / 1000) * 1000 + 31_000).toUTCString()
-  fakes.anthropic.reply({ status: 429, headers: { 'retry-after': at }, body: anthropicError('rate_limit_error', 'Number of requests has exceeded your rate limit') })
+  fakes.anthropic.reply({
+    status: 429,
+    headers: { 'retry-after': at },
+    body: anthropicError('rate_limit_error', 'Number of requests has exceeded your rate limit'),
+  })
   const t0 = clock.now()
   assert.equal((await ai.createMessage(ANTHROPIC_REQUEST)).provider, 'openai')
   const openMs = breakers.anthropic.getMetrics().nextAttemptAt - t0
@@ -139,7 +146,10 @@ test("taxonomy end to end: Gemini 429 opens gemini_api for the body's retryDelay
   fakes.gemini.reply({
     status: 429,
     body: geminiError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded', [
-      { '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: [{ quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests' }] },
+      {
+        '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+        violations: [{ quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests' }],
+      },
       { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '12s' },
     ]),
   })
@@ -154,7 +164,11 @@ test("taxonomy end to end: Gemini 429 opens gemini_api for the body's retryDelay
 
 test('taxonomy end to end: OpenAI insufficient_quota opens for maxResetTimeoutMs and fails over', async (t) => {
   const { ai, fakes, clock, breakers } = await setup(t, { breakerOptions: { maxResetTimeoutMs: 120_000 } })
-  fakes.openai.reply({ status: 429, headers: { 'retry-after': '1' }, body: openaiError('insufficient_quota', 'You exceeded your current quota', 'insufficient_quota') })
+  fakes.openai.reply({
+    status: 429,
+    headers: { 'retry-after': '1' },
+    body: openaiError('insufficient_quota', 'You exceeded your current quota', 'insufficient_quota'),
+  })
   const t0 = clock.now()
   assert.equal((await ai.chatCompletion(OPENAI_REQUEST)).provider, 'anthropic')
   const m = breakers.openai.getMetrics()
@@ -164,7 +178,12 @@ test('taxonomy end to end: OpenAI insufficient_quota opens for maxResetTimeoutMs
 
 test("taxonomy end to end: Anthropic's spend limit opens anthropic_api for maxResetTimeoutMs (default 300 s)", async (t) => {
   const { ai, fakes, clock, breakers, events } = await setup(t, { primary: 'anthropic' })
-  fakes.anthropic.reply({ status: 429, body: anthropicError('rate_limit_error', 'You have reached your specified API usage limits.', { error_code: 'enforced_spend_limit_reached' }) })
+  fakes.anthropic.reply({
+    status: 429,
+    body: anthropicError('rate_limit_error', 'You have reached your specified API usage limits.', {
+      error_code: 'enforced_spend_limit_reached',
+    }),
+  })
   const t0 = clock.now()
   assert.equal((await ai.createMessage(ANTHROPIC_REQUEST)).provider, 'openai')
   assert.equal(breakers.anthropic.getMetrics().nextAttemptAt, t0 + 300_000)
@@ -189,7 +208,11 @@ for (const status of [401, 403]) {
 }
 
 const CALLER_ERRORS = [
-  [400, openaiError('invalid_request_error', "This model's maximum context length is 128000 tokens", 'context_length_exceeded'), OpenAI.BadRequestError],
+  [
+    400,
+    openaiError('invalid_request_error', "This model's maximum context length is 128000 tokens", 'context_length_exceeded'),
+    OpenAI.BadRequestError,
+  ],
   [404, openaiError('invalid_request_error', 'The model `gpt-4o-mini` does not exist', 'model_not_found'), OpenAI.NotFoundError],
   [422, openaiError('invalid_request_error', 'Unprocessable'), OpenAI.UnprocessableEntityError],
 ]
@@ -211,7 +234,10 @@ for (const [status, body, ErrorClass] of CALLER_ERRORS) {
 }
 
 test("a 404 after failing over (a wrong model name) does not trip the fallback's breaker, and goes to the caller", async (t) => {
-  const { ai, fakes, breakers, events } = await setup(t, { breakerOptions: { failureThreshold: 1 }, modelMap: { 'gpt-4o-mini': { anthropic: 'claude-nope' } } })
+  const { ai, fakes, breakers, events } = await setup(t, {
+    breakerOptions: { failureThreshold: 1 },
+    modelMap: { 'gpt-4o-mini': { anthropic: 'claude-nope' } },
+  })
   fakes.openai.reply({ status: 503, body: openaiError('server_error', 'down') })
   fakes.anthropic.reply({ status: 404, body: anthropicError('not_found_error', 'model: claude-nope') })
   const err = await ai.chatCompletion(OPENAI_REQUEST).then(assert.fail, (e) => e)
@@ -223,8 +249,10 @@ test("a 404 after failing over (a wrong model name) does not trip the fallback's
   assert.deepEqual(events, [['failover', 'openai', 'anthropic', 'server_error']])
 })
 
-test("a 400 in half-open neither counts nor holds the trial permit", async (t) => {
-  const { ai, fakes, clock, breakers } = await setup(t, { breakerOptions: { failureThreshold: 1, halfOpenMaxCalls: 1, successThreshold: 1 } })
+test('a 400 in half-open neither counts nor holds the trial permit', async (t) => {
+  const { ai, fakes, clock, breakers } = await setup(t, {
+    breakerOptions: { failureThreshold: 1, halfOpenMaxCalls: 1, successThreshold: 1 },
+  })
   fakes.openai.reply({ status: 500, body: openaiError('server_error', 'down') })
   await ai.chatCompletion(OPENAI_REQUEST)
   assert.equal(breakers.openai.state, 'open')
@@ -243,7 +271,10 @@ test("Gemini's own retries are off per request, even on a client configured to r
   const gemini = await startFake('gemini')
   const openai = await startFake('openai')
   t.after(() => Promise.all([gemini.close(), openai.close()]))
-  const geminiClient = new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: gemini.url, retryOptions: { attempts: 5, initialDelay: 0.01 } } })
+  const geminiClient = new GoogleGenAI({
+    apiKey: 'k',
+    httpOptions: { baseUrl: gemini.url, retryOptions: { attempts: 5, initialDelay: 0.01 } },
+  })
   const openaiClient = new OpenAI({ apiKey: 'k', baseURL: `${openai.url}/v1`, maxRetries: 5 })
   const clock = new ManualClock(0)
   const { GeminiCircuitBreaker } = await import('breakwater/providers')
@@ -280,7 +311,7 @@ test('the model map: defaults by longest prefix, user overrides merged over them
   assert.equal(fakes.anthropic.completions.length, 4)
 })
 
-test('the model map: the Gemini breaker of a Gemini-primary chain keeps the caller\'s model', async (t) => {
+test("the model map: the Gemini breaker of a Gemini-primary chain keeps the caller's model", async (t) => {
   const { ai, fakes } = await setup(t, { primary: 'gemini' })
   await ai.generateContent({ model: 'gemini-2.5-pro', contents: 'hi' })
   assert.match(fakes.gemini.completions[0].path, /models\/gemini-2\.5-pro:generateContent$/)
@@ -292,7 +323,10 @@ test('ERR_ALL_PROVIDERS_UNAVAILABLE carries the soonest time any provider might 
   const { ai, fakes, clock } = await setup(t, { breakerOptions: { failureThreshold: 1 } })
   fakes.openai.reply({ status: 503, body: openaiError('server_error', 'down') }) // opens for resetTimeoutMs: 60 s
   fakes.anthropic.reply({ status: 429, headers: { 'retry-after': '20' }, body: anthropicError('rate_limit_error', 'slow down') })
-  fakes.gemini.reply({ status: 429, body: geminiError(429, 'RESOURCE_EXHAUSTED', 'quota', [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '12s' }]) })
+  fakes.gemini.reply({
+    status: 429,
+    body: geminiError(429, 'RESOURCE_EXHAUSTED', 'quota', [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '12s' }]),
+  })
   const err = await ai.chatCompletion(OPENAI_REQUEST).then(assert.fail, (e) => e)
   assert.equal(err.code, 'ERR_ALL_PROVIDERS_UNAVAILABLE')
   assert.ok(isAllProvidersUnavailableError(err))
@@ -306,13 +340,19 @@ test('ERR_ALL_PROVIDERS_UNAVAILABLE carries the soonest time any provider might 
     ],
   )
   assert.ok(err.cause instanceof Error, 'the last provider error is the cause')
-  assert.match(err.message, /openai failed \(server_error, 503\); anthropic failed \(rate_limited, 429\); gemini failed \(rate_limited, 429\); retry after 12000 ms/)
+  assert.match(
+    err.message,
+    /openai failed \(server_error, 503\); anthropic failed \(rate_limited, 429\); gemini failed \(rate_limited, 429\); retry after 12000 ms/,
+  )
 
   // Every circuit is open now: the next call asks nobody, and the time has moved on.
   clock.advance(5_000)
   const again = await ai.chatCompletion(OPENAI_REQUEST).then(assert.fail, (e) => e)
   assert.equal(again.retryAfterMs, 7_000)
-  assert.deepEqual(again.attempts.map((a) => a.outcome), ['rejected', 'rejected', 'rejected'])
+  assert.deepEqual(
+    again.attempts.map((a) => a.outcome),
+    ['rejected', 'rejected', 'rejected'],
+  )
   assert.ok(again.attempts.every((a) => isCircuitOpenError(a.error)))
   assert.equal(fakes.openai.completions.length + fakes.anthropic.completions.length + fakes.gemini.completions.length, 3)
 
@@ -348,11 +388,14 @@ test('a request that cannot be translated (tools) fails over nowhere, and says s
   }
   const err = await ai.chatCompletion(request).then(assert.fail, (e) => e)
   assert.equal(err.code, 'ERR_ALL_PROVIDERS_UNAVAILABLE')
-  assert.deepEqual(err.attempts.map((a) => [a.provider, a.outcome, a.reason]), [
-    ['openai', 'failed', 'server_error'],
-    ['anthropic', 'skipped', 'untranslatable'],
-    ['gemini', 'skipped', 'untranslatable'],
-  ])
+  assert.deepEqual(
+    err.attempts.map((a) => [a.provider, a.outcome, a.reason]),
+    [
+      ['openai', 'failed', 'server_error'],
+      ['anthropic', 'skipped', 'untranslatable'],
+      ['gemini', 'skipped', 'untranslatable'],
+    ],
+  )
   assert.equal(fakes.anthropic.requests.length + fakes.gemini.requests.length, 0)
 })
 
@@ -433,7 +476,11 @@ test('the OpenAI and Anthropic breakers of one registry share the provider break
   assert.equal(ai.breakers.openai.state, 'open')
   fakes.anthropic.reply({ status: 500, body: anthropicError('api_error', 'down') })
   const err = await claude.createMessage(ANTHROPIC_REQUEST).then(assert.fail, (e) => e)
-  assert.deepEqual(err.attempts.map((a) => a.outcome), ['failed', 'rejected'], 'OpenAI is open for both')
+  assert.deepEqual(
+    err.attempts.map((a) => a.outcome),
+    ['failed', 'rejected'],
+    'OpenAI is open for both',
+  )
 })
 
 test('a breaker that already exists in the registry under a provider name learns the taxonomy', async (t) => {
@@ -483,12 +530,24 @@ test('options are validated at construction, every problem in one ERR_INVALID_CO
     }
   })()
   assert.equal(err.code, 'ERR_INVALID_CONFIG')
-  for (const field of ['retries', 'claudeClient', 'openaiClient', 'geminiClient', 'breakerOptions.fallback', 'registry', 'modelMap["gpt-4o"].mistral', 'modelMap["gpt-5"].gemini']) {
+  for (const field of [
+    'retries',
+    'claudeClient',
+    'openaiClient',
+    'geminiClient',
+    'breakerOptions.fallback',
+    'registry',
+    'modelMap["gpt-4o"].mistral',
+    'modelMap["gpt-5"].gemini',
+  ]) {
     assert.ok(err.message.includes(field), `${field} in: ${err.message}`)
   }
   assert.throws(() => new AnthropicCircuitBreaker({ openaiClient: clients.openaiClient }), /anthropicClient|claudeClient/)
   assert.throws(() => new OpenAICircuitBreaker(null), { code: 'ERR_INVALID_CONFIG' })
-  assert.throws(() => new OpenAICircuitBreaker({ openaiClient: clients.openaiClient, registry: null, breakerOptions: { failureTreshold: 3 } }), /failureTreshold/)
+  assert.throws(
+    () => new OpenAICircuitBreaker({ openaiClient: clients.openaiClient, registry: null, breakerOptions: { failureTreshold: 3 } }),
+    /failureTreshold/,
+  )
 })
 
 test('bad requests are rejected before any provider is asked', async (t) => {
@@ -512,6 +571,9 @@ test('the answer of each provider in one shape, with finish reasons in one vocab
   fakes.anthropic.reply({ status: 500, body: anthropicError('api_error', 'x') })
   fakes.gemini.reply({ finishReason: 'SAFETY', text: '' })
   const g = await ai.chatCompletion(OPENAI_REQUEST)
-  assert.deepEqual([g.provider, g._fallback, g.finishReason, g.content, g.usage], ['gemini', 'gemini', 'content_filter', '', { inputTokens: 13, outputTokens: 9 }])
+  assert.deepEqual(
+    [g.provider, g._fallback, g.finishReason, g.content, g.usage],
+    ['gemini', 'gemini', 'content_filter', '', { inputTokens: 13, outputTokens: 9 }],
+  )
   assert.equal(g.model, 'gemini-2.5-flash')
 })

@@ -9,7 +9,13 @@ import { createMonitor } from './providers/monitor.mjs'
 
 const SETUPS = [
   ['openai', setupOpenAIHealthCheck, 'openai_api', /^\/v1\/models$/, { status: 503, body: openaiError('server_error', 'down') }],
-  ['anthropic', setupAnthropicHealthCheck, 'anthropic_api', /^\/v1\/models$/, { status: 529, body: anthropicError('overloaded_error', 'Overloaded') }],
+  [
+    'anthropic',
+    setupAnthropicHealthCheck,
+    'anthropic_api',
+    /^\/v1\/models$/,
+    { status: 529, body: anthropicError('overloaded_error', 'Overloaded') },
+  ],
   ['gemini', setupGeminiHealthCheck, 'gemini_api', /^\/v1(beta)?\/models$/, { status: 503, body: geminiError(503, 'UNAVAILABLE', 'down') }],
 ]
 

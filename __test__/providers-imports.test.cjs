@@ -4,10 +4,19 @@ const assert = require('node:assert/strict')
 const providers = require('breakwater/providers')
 
 const EXPORTS = [
-  'OpenAICircuitBreaker', 'AnthropicCircuitBreaker', 'GeminiCircuitBreaker',
-  'setupOpenAIHealthCheck', 'setupAnthropicHealthCheck', 'setupGeminiHealthCheck',
-  'MetaCircuitBreaker', 'MetaGraphError', 'setupMetaHealthCheck',
-  'DEFAULT_MODEL_MAP', 'ERROR_KINDS', 'classifyProviderError', 'isAllProvidersUnavailableError',
+  'OpenAICircuitBreaker',
+  'AnthropicCircuitBreaker',
+  'GeminiCircuitBreaker',
+  'setupOpenAIHealthCheck',
+  'setupAnthropicHealthCheck',
+  'setupGeminiHealthCheck',
+  'MetaCircuitBreaker',
+  'MetaGraphError',
+  'setupMetaHealthCheck',
+  'DEFAULT_MODEL_MAP',
+  'ERROR_KINDS',
+  'classifyProviderError',
+  'isAllProvidersUnavailableError',
 ]
 
 test('require("breakwater/providers") exposes the providers API, the same objects as import', async () => {
@@ -17,7 +26,7 @@ test('require("breakwater/providers") exposes the providers API, the same object
   assert.equal(esm.default, providers)
 })
 
-test('ERR_ALL_PROVIDERS_UNAVAILABLE is one of breakwater\'s codes', () => {
+test("ERR_ALL_PROVIDERS_UNAVAILABLE is one of breakwater's codes", () => {
   const { ErrorCodes, isBreakwaterError } = require('breakwater')
   assert.equal(ErrorCodes.ALL_PROVIDERS_UNAVAILABLE, 'ERR_ALL_PROVIDERS_UNAVAILABLE')
   assert.ok(isBreakwaterError({ code: 'ERR_ALL_PROVIDERS_UNAVAILABLE' }))

@@ -85,7 +85,10 @@ test('stream: a connection dropped before the first chunk fails over', async (t)
 
 test("stream: Gemini's 429 opens gemini_api for its retryDelay and fails over", async (t) => {
   const { ai, fakes, clock, breakers } = await setup(t, { primary: 'gemini' })
-  fakes.gemini.reply({ status: 429, body: geminiError(429, 'RESOURCE_EXHAUSTED', 'quota', [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '30s' }]) })
+  fakes.gemini.reply({
+    status: 429,
+    body: geminiError(429, 'RESOURCE_EXHAUSTED', 'quota', [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '30s' }]),
+  })
   const t0 = clock.now()
   const chunks = await collect(ai.generateContentStream(GEMINI_REQUEST))
   assert.equal(chunks[0].provider, 'openai')
@@ -125,7 +128,12 @@ test('stream: a connection dropped after the first chunk reaches the caller, cou
 test("stream: Anthropic's overloaded_error event after output began goes to the caller as the SDK's error", async (t) => {
   const { ai, fakes, breakers } = await setup(t, { primary: 'anthropic' })
   const shown = deferred()
-  fakes.anthropic.reply({ chunks: ['Hel', 'lo'], failAfter: 1, failWith: { type: 'overloaded_error', message: 'Overloaded' }, failGate: shown.promise })
+  fakes.anthropic.reply({
+    chunks: ['Hel', 'lo'],
+    failAfter: 1,
+    failWith: { type: 'overloaded_error', message: 'Overloaded' },
+    failGate: shown.promise,
+  })
   const seen = []
   const err = await (async () => {
     for await (const c of ai.createMessageStream(ANTHROPIC_REQUEST)) {
@@ -143,7 +151,9 @@ test("stream: Anthropic's overloaded_error event after output began goes to the 
 // ---- the time to the first chunk is the latency ----
 
 test('stream: the breaker measures the time to the first chunk, not the length of the stream', async (t) => {
-  const { ai, fakes, clock, breakers } = await setup(t, { breakerOptions: { slowCallDurationMs: 3_000, slowCallRateThreshold: 1, minThroughput: 1000 } })
+  const { ai, fakes, clock, breakers } = await setup(t, {
+    breakerOptions: { slowCallDurationMs: 3_000, slowCallRateThreshold: 1, minThroughput: 1000 },
+  })
   const first = deferred()
   const rest = deferred()
   fakes.openai.reply({ chunks: ['a', 'b'], gates: { 0: first.promise, 1: rest.promise } })

@@ -13,7 +13,13 @@ const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwA
 const NEUTRAL = {
   system: 'You are terse.',
   messages: [
-    { role: 'user', content: [{ type: 'text', text: 'What is in this picture?' }, { type: 'image', mediaType: 'image/png', data: PNG }] },
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'What is in this picture?' },
+        { type: 'image', mediaType: 'image/png', data: PNG },
+      ],
+    },
     { role: 'assistant', content: [{ type: 'text', text: 'A pixel.' }] },
     { role: 'user', content: [{ type: 'text', text: 'And its colour?' }] },
   ],
@@ -35,7 +41,13 @@ test('round trip: an OpenAI request through Anthropic and Gemini comes back as i
     model: 'gpt-4o-mini',
     messages: [
       { role: 'system', content: 'Be brief.' },
-      { role: 'user', content: [{ type: 'text', text: 'Describe' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Describe' },
+          { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } },
+        ],
+      },
       { role: 'assistant', content: 'A dot.' },
       { role: 'user', content: 'More?' },
     ],
@@ -44,14 +56,27 @@ test('round trip: an OpenAI request through Anthropic and Gemini comes back as i
     top_p: 1,
     stop: ['\n\n'],
   }
-  const viaAnthropic = translate.toOpenAI(translate.fromAnthropic(translate.toAnthropic(translate.fromOpenAI(openai), 'claude')), 'gpt-4o-mini')
+  const viaAnthropic = translate.toOpenAI(
+    translate.fromAnthropic(translate.toAnthropic(translate.fromOpenAI(openai), 'claude')),
+    'gpt-4o-mini',
+  )
   const viaGemini = translate.toOpenAI(translate.fromGemini(translate.toGemini(translate.fromOpenAI(openai), 'gemini')), 'gpt-4o-mini')
   assert.deepEqual(viaAnthropic, openai)
   assert.deepEqual(viaGemini, openai)
 })
 
 test('round trip: image URLs (not inline data) survive every format', () => {
-  const n = { messages: [{ role: 'user', content: [{ type: 'image', url: 'https://example.invalid/cat.png' }, { type: 'text', text: 'cat?' }] }] }
+  const n = {
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image', url: 'https://example.invalid/cat.png' },
+          { type: 'text', text: 'cat?' },
+        ],
+      },
+    ],
+  }
   assert.deepEqual(translate.fromOpenAI(translate.toOpenAI(n, 'm')), n)
   assert.deepEqual(translate.fromAnthropic(translate.toAnthropic(n, 'm')), { ...n, maxTokens: translate.DEFAULT_ANTHROPIC_MAX_TOKENS })
   const g = { messages: [{ role: 'user', content: [{ type: 'image', url: 'gs://bucket/cat.png', mediaType: 'image/png' }] }] }
@@ -61,15 +86,41 @@ test('round trip: image URLs (not inline data) survive every format', () => {
 test('translation details: system and developer messages join, Anthropic needs max_tokens and a temperature of at most 1', () => {
   const n = translate.fromOpenAI({
     model: 'x',
-    messages: [{ role: 'system', content: 'A.' }, { role: 'developer', content: [{ type: 'text', text: 'B.' }] }, { role: 'user', content: 'hi' }, { role: 'user', content: 'there' }],
+    messages: [
+      { role: 'system', content: 'A.' },
+      { role: 'developer', content: [{ type: 'text', text: 'B.' }] },
+      { role: 'user', content: 'hi' },
+      { role: 'user', content: 'there' },
+    ],
     temperature: 1.6,
     max_tokens: 50,
     stop: 'STOP',
   })
-  assert.deepEqual(n, { system: 'A.\n\nB.', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }, { role: 'user', content: [{ type: 'text', text: 'there' }] }], maxTokens: 50, temperature: 1.6, stop: ['STOP'] })
+  assert.deepEqual(n, {
+    system: 'A.\n\nB.',
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+      { role: 'user', content: [{ type: 'text', text: 'there' }] },
+    ],
+    maxTokens: 50,
+    temperature: 1.6,
+    stop: ['STOP'],
+  })
   const a = translate.toAnthropic(n, 'claude-haiku-4-5')
   assert.equal(a.temperature, 1)
-  assert.deepEqual(a.messages, [{ role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'text', text: 'there' }] }], 'consecutive turns of one role merge')
+  assert.deepEqual(
+    a.messages,
+    [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'hi' },
+          { type: 'text', text: 'there' },
+        ],
+      },
+    ],
+    'consecutive turns of one role merge',
+  )
   assert.equal(translate.toAnthropic({ messages: [] }, 'c').max_tokens, translate.DEFAULT_ANTHROPIC_MAX_TOKENS)
   assert.equal(translate.toGemini(n, 'g').config.temperature, 1.6)
 })
@@ -80,7 +131,10 @@ test('translation details: Gemini contents in every shape @google/genai accepts'
   assert.deepEqual(translate.fromGemini({ model: 'g', contents: ['hi'] }).messages, text('hi'))
   assert.deepEqual(translate.fromGemini({ model: 'g', contents: { text: 'hi' } }).messages, text('hi'))
   assert.deepEqual(translate.fromGemini({ model: 'g', contents: { role: 'user', parts: [{ text: 'hi' }] } }).messages, text('hi'))
-  assert.deepEqual(translate.fromGemini({ model: 'g', contents: 'x', config: { systemInstruction: { parts: [{ text: 'S' }] } } }).system, 'S')
+  assert.deepEqual(
+    translate.fromGemini({ model: 'g', contents: 'x', config: { systemInstruction: { parts: [{ text: 'S' }] } } }).system,
+    'S',
+  )
   assert.deepEqual(translate.fromGemini({ model: 'g', contents: 'x', config: { systemInstruction: 'S' } }).system, 'S')
 })
 
@@ -88,10 +142,22 @@ test('untranslatable requests: tools, tool turns, audio, documents', () => {
   const { UntranslatableError } = translate
   assert.throws(() => translate.fromOpenAI({ messages: [{ role: 'tool', content: 'x' }] }), UntranslatableError)
   assert.throws(() => translate.fromOpenAI({ messages: [{ role: 'user', content: 'x' }], tools: [] }), UntranslatableError)
-  assert.throws(() => translate.fromOpenAI({ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] }), UntranslatableError)
-  assert.throws(() => translate.fromAnthropic({ messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }), UntranslatableError)
-  assert.throws(() => translate.fromAnthropic({ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 'x', name: 'f', input: {} }] }] }), UntranslatableError)
-  assert.throws(() => translate.fromGemini({ contents: [{ role: 'model', parts: [{ functionCall: { name: 'f' } }] }] }), UntranslatableError)
+  assert.throws(
+    () => translate.fromOpenAI({ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] }),
+    UntranslatableError,
+  )
+  assert.throws(
+    () => translate.fromAnthropic({ messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }),
+    UntranslatableError,
+  )
+  assert.throws(
+    () => translate.fromAnthropic({ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 'x', name: 'f', input: {} }] }] }),
+    UntranslatableError,
+  )
+  assert.throws(
+    () => translate.fromGemini({ contents: [{ role: 'model', parts: [{ functionCall: { name: 'f' } }] }] }),
+    UntranslatableError,
+  )
 })
 
 // ---- on the wire: what the real SDKs send to the fallback ----
@@ -100,7 +166,13 @@ const OPENAI_FULL = {
   model: 'gpt-4o',
   messages: [
     { role: 'system', content: 'You are terse.' },
-    { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] },
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'What is this?' },
+        { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } },
+      ],
+    },
     { role: 'assistant', content: 'A pixel.' },
     { role: 'user', content: 'Colour?' },
   ],
@@ -118,7 +190,13 @@ test('on the wire: an OpenAI request failed over to Anthropic', async (t) => {
     max_tokens: 200,
     system: 'You are terse.',
     messages: [
-      { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'What is this?' },
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } },
+        ],
+      },
       { role: 'assistant', content: 'A pixel.' },
       { role: 'user', content: 'Colour?' },
     ],
@@ -151,8 +229,19 @@ test('on the wire: an Anthropic request failed over to OpenAI and to Gemini', as
   const request = {
     model: 'claude-sonnet-4-5-20250929',
     max_tokens: 300,
-    system: [{ type: 'text', text: 'Part one.' }, { type: 'text', text: 'Part two.' }],
-    messages: [{ role: 'user', content: [{ type: 'text', text: 'Look' }, { type: 'image', source: { type: 'url', url: 'https://example.invalid/a.png' } }] }],
+    system: [
+      { type: 'text', text: 'Part one.' },
+      { type: 'text', text: 'Part two.' },
+    ],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Look' },
+          { type: 'image', source: { type: 'url', url: 'https://example.invalid/a.png' } },
+        ],
+      },
+    ],
     temperature: 0.1,
     stop_sequences: ['</answer>'],
   }
@@ -162,7 +251,13 @@ test('on the wire: an Anthropic request failed over to OpenAI and to Gemini', as
     model: 'gpt-4.1',
     messages: [
       { role: 'system', content: 'Part one.\n\nPart two.' },
-      { role: 'user', content: [{ type: 'text', text: 'Look' }, { type: 'image_url', image_url: { url: 'https://example.invalid/a.png' } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Look' },
+          { type: 'image_url', image_url: { url: 'https://example.invalid/a.png' } },
+        ],
+      },
     ],
     max_completion_tokens: 300,
     temperature: 0.1,
@@ -182,7 +277,11 @@ test('on the wire: a Gemini request failed over to OpenAI and Anthropic', async 
   const { ai, fakes } = await setup(t, { primary: 'gemini' })
   const request = {
     model: 'gemini-2.5-flash',
-    contents: [{ role: 'user', parts: [{ text: 'Hi' }] }, { role: 'model', parts: [{ text: 'Hello!' }] }, { role: 'user', parts: [{ text: 'Bye' }] }],
+    contents: [
+      { role: 'user', parts: [{ text: 'Hi' }] },
+      { role: 'model', parts: [{ text: 'Hello!' }] },
+      { role: 'user', parts: [{ text: 'Bye' }] },
+    ],
     config: { systemInstruction: 'Be kind.', maxOutputTokens: 40, temperature: 1.5, stopSequences: ['x'] },
   }
   fakes.gemini.reply({ status: 503, body: geminiError(503, 'UNAVAILABLE', 'The model is overloaded.') })
@@ -191,7 +290,12 @@ test('on the wire: a Gemini request failed over to OpenAI and Anthropic', async 
   assert.equal(r.provider, 'anthropic')
   assert.deepEqual(fakes.openai.completions[0].body, {
     model: 'gpt-4o-mini',
-    messages: [{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }, { role: 'user', content: 'Bye' }],
+    messages: [
+      { role: 'system', content: 'Be kind.' },
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello!' },
+      { role: 'user', content: 'Bye' },
+    ],
     max_completion_tokens: 40,
     temperature: 1.5,
     stop: ['x'],
@@ -201,7 +305,11 @@ test('on the wire: a Gemini request failed over to OpenAI and Anthropic', async 
     model: 'claude-haiku-4-5',
     max_tokens: 40,
     system: 'Be kind.',
-    messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }, { role: 'user', content: 'Bye' }],
+    messages: [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello!' },
+      { role: 'user', content: 'Bye' },
+    ],
     temperature: 1,
     stop_sequences: ['x'],
     stream: false,

@@ -21,7 +21,15 @@ function tempDir(t) {
 }
 
 function open(path, options = {}) {
-  return new RequestQueue({ persistPath: path, registry: null, autoRetryEnabled: false, retryJitterRatio: 0, logger: quiet, maxQueueSize: 10_000, ...options })
+  return new RequestQueue({
+    persistPath: path,
+    registry: null,
+    autoRetryEnabled: false,
+    retryJitterRatio: 0,
+    logger: quiet,
+    maxQueueSize: 10_000,
+    ...options,
+  })
 }
 
 const work = (payload) => ({ operation: 'work', payload })
@@ -46,12 +54,18 @@ test('items come back after a restart with their attempts, errors and keys; ids 
 
   const again = open(path, { clock })
   assert.deepEqual(again.replay.items, 1)
-  assert.deepEqual(again.list().map((i) => [i.id, i.payload, i.attempts]), [[d, { later: 1 }, 0]])
+  assert.deepEqual(
+    again.list().map((i) => [i.id, i.payload, i.attempts]),
+    [[d, { later: 1 }, 0]],
+  )
   const dead = again.deadLetters()
-  assert.deepEqual(dead.map((x) => [x.id, x.reason, x.attempts, x.lastError]), [
-    [a, 'max_attempts', 2, 'HTTP 503'],
-    [c, 'max_attempts', 2, 'HTTP 500'],
-  ])
+  assert.deepEqual(
+    dead.map((x) => [x.id, x.reason, x.attempts, x.lastError]),
+    [
+      [a, 'max_attempts', 2, 'HTTP 503'],
+      [c, 'max_attempts', 2, 'HTTP 500'],
+    ],
+  )
   assert.equal(await again.enqueue('meta_api', work({}), { idempotencyKey: 'ad-b' }), b, 'the completed key is remembered')
   const e = await again.enqueue('meta_api', work({}))
   assert.ok(Number(e.split('-')[1]) > Number(d.split('-')[1]), `${e} follows ${d}`)
@@ -69,7 +83,11 @@ test('a journal with a truncated last record loads every complete record', async
   for (const cut of [1, 7, 40]) {
     writeFileSync(path, full.subarray(0, full.length - cut))
     const torn = open(path)
-    assert.deepEqual(torn.list().map((i) => i.id), ids.slice(0, 4), `cut ${cut} bytes`)
+    assert.deepEqual(
+      torn.list().map((i) => i.id),
+      ids.slice(0, 4),
+      `cut ${cut} bytes`,
+    )
     assert.ok(torn.replay.tornBytes > 0)
     await torn.close()
   }
@@ -78,7 +96,10 @@ test('a journal with a truncated last record loads every complete record', async
   const sixth = await q2.enqueue('s', work({ i: 6 }))
   await q2.close()
   const q3 = open(path)
-  assert.deepEqual(q3.list().map((i) => i.id), [...ids.slice(0, 4), sixth])
+  assert.deepEqual(
+    q3.list().map((i) => i.id),
+    [...ids.slice(0, 4), sixth],
+  )
   assert.equal(q3.replay.tornBytes, 0)
   await q3.close()
 })
@@ -87,13 +108,16 @@ test('a corrupt journal is a clear error naming the file, never a crash; the fil
   const dir = tempDir(t)
   const foreign = join(dir, 'foreign.journal')
   writeFileSync(foreign, '{"this": "is some other file that happens to be at the path"}')
-  assert.throws(() => open(foreign), (err) => {
-    assert.equal(err.code, 'ERR_CORRUPT_JOURNAL')
-    assert.ok(err.message.includes(JSON.stringify(foreign)), err.message)
-    assert.match(err.message, /not a breakwater queue journal/)
-    assert.match(err.message, /Move the file aside/)
-    return true
-  })
+  assert.throws(
+    () => open(foreign),
+    (err) => {
+      assert.equal(err.code, 'ERR_CORRUPT_JOURNAL')
+      assert.ok(err.message.includes(JSON.stringify(foreign)), err.message)
+      assert.match(err.message, /not a breakwater queue journal/)
+      assert.match(err.message, /Move the file aside/)
+      return true
+    },
+  )
   assert.match(readFileSync(foreign, 'utf8'), /some other file/, 'left as it was')
 
   const path = join(dir, 'q.journal')
@@ -103,12 +127,15 @@ test('a corrupt journal is a clear error naming the file, never a crash; the fil
   const bytes = readFileSync(path)
   bytes[16 + 8 + 20] ^= 0xff // inside the first record's body
   writeFileSync(path, bytes)
-  assert.throws(() => open(path), (err) => {
-    assert.equal(err.code, 'ERR_CORRUPT_JOURNAL')
-    assert.ok(err.message.includes(`${JSON.stringify(path)} is corrupt at byte 16`), err.message)
-    assert.match(err.message, /checksum/)
-    return true
-  })
+  assert.throws(
+    () => open(path),
+    (err) => {
+      assert.equal(err.code, 'ERR_CORRUPT_JOURNAL')
+      assert.ok(err.message.includes(`${JSON.stringify(path)} is corrupt at byte 16`), err.message)
+      assert.match(err.message, /checksum/)
+      return true
+    },
+  )
   // The lock was released with the failed open: a fixed file opens again.
   rmSync(path)
   const fresh = open(path)
@@ -135,7 +162,10 @@ test('one journal, one queue: a second queue on it is ERR_JOURNAL_LOCKED until t
 
 test('a persistent queue refuses function items with ERR_NOT_SERIALIZABLE', async (t) => {
   const q = open(join(tempDir(t), 'q.journal'))
-  await assert.rejects(q.enqueue('s', async () => 'x'), { code: 'ERR_NOT_SERIALIZABLE', message: /persistent queue/ })
+  await assert.rejects(
+    q.enqueue('s', async () => 'x'),
+    { code: 'ERR_NOT_SERIALIZABLE', message: /persistent queue/ },
+  )
   assert.equal(q.size, 0)
   await q.close()
 })
@@ -159,7 +189,10 @@ test('the journal is compacted, so it does not grow with the work that went thro
   assert.ok(size < 1.5 * 2 ** 20, `journal is ${size} bytes`)
   assert.ok(q.getMetrics().journal.compactions >= 1)
   const again = open(path)
-  assert.deepEqual(again.list().map((i) => i.id), [kept])
+  assert.deepEqual(
+    again.list().map((i) => i.id),
+    [kept],
+  )
   again.compact()
   await again.close()
   assert.ok(statSync(path).size < 2_000, 'an explicit compaction leaves the one item')
@@ -178,7 +211,11 @@ test('after a failed journal write, waiting and later enqueues reject with ERR_J
   assert.ok(errors[0].message.includes(JSON.stringify(path)), errors[0].message)
   assert.match(errors[0].message, /No space left on device/)
   await assert.rejects(q.enqueue('s', work(2)), { code: 'ERR_JOURNAL_IO' })
-  assert.deepEqual(q.list().map((i) => i.id), [ok], 'what was queued stays queued')
+  assert.deepEqual(
+    q.list().map((i) => i.id),
+    [ok],
+    'what was queued stays queued',
+  )
   await q.close()
 })
 
@@ -277,7 +314,10 @@ for (const [name, line] of [
     const { code } = await rest.exited
     assert.equal(code, 0, rest.stderr())
     const done = new Set(doneKeys(doneLog))
-    assert.deepEqual(acked.filter((k) => !done.has(k)), [])
+    assert.deepEqual(
+      acked.filter((k) => !done.has(k)),
+      [],
+    )
     assert.ok([...done].every((k) => allKeys.includes(k)))
     const final = open(journal)
     assert.equal(final.size, 0)
@@ -290,9 +330,15 @@ test('an awaited enqueue keeps the process alive until it is on disk; then the p
   const c = startChild(t, join(dir, 'q.journal'), join(dir, 'done.log'), 'one')
   const { code } = await c.exited
   assert.equal(code, 0, c.stderr())
-  assert.ok(c.lines.some((l) => l.startsWith('acked ')), `stdout: ${c.lines.join('|')}`)
+  assert.ok(
+    c.lines.some((l) => l.startsWith('acked ')),
+    `stdout: ${c.lines.join('|')}`,
+  )
   const q = open(join(dir, 'q.journal'))
-  assert.deepEqual(q.list().map((i) => i.idempotencyKey), ['only'])
+  assert.deepEqual(
+    q.list().map((i) => i.idempotencyKey),
+    ['only'],
+  )
   await q.close()
 })
 

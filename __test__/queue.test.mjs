@@ -59,7 +59,10 @@ test('jitter shortens each wait by a random share up to retryJitterRatio', async
   const { queue } = makeQueue({ retryJitterRatio: 0.5, maxQueueSize: 500 })
   for (let i = 0; i < 200; i++) await queue.enqueue('s', publish(i))
   const dues = queue.list().map((i) => i.nextAttemptAt)
-  assert.ok(dues.every((d) => d >= 500 && d <= 1_000), 'within [delay × (1 - ratio), delay]')
+  assert.ok(
+    dues.every((d) => d >= 500 && d <= 1_000),
+    'within [delay × (1 - ratio), delay]',
+  )
   assert.ok(new Set(dues).size > 50, 'spread out')
 })
 
@@ -76,7 +79,16 @@ test('after maxRetryAttempts failures an item is dead-lettered with its last err
   assert.deepEqual(queue.list(), [])
   const [dead] = queue.deadLetters()
   assert.deepEqual(
-    { id: dead.id, state: dead.state, reason: dead.reason, attempts: dead.attempts, lastError: dead.lastError, deadAt: dead.deadAt, payload: dead.payload, key: dead.idempotencyKey },
+    {
+      id: dead.id,
+      state: dead.state,
+      reason: dead.reason,
+      attempts: dead.attempts,
+      lastError: dead.lastError,
+      deadAt: dead.deadAt,
+      payload: dead.payload,
+      key: dead.idempotencyKey,
+    },
     { id, state: 'dead', reason: 'max_attempts', attempts: 2, lastError: 'rejected #2', deadAt: 3_000, payload: { ad: 1 }, key: 'ad-1' },
   )
   const ev = events.find(([e]) => e === 'deadLetter')[1]
@@ -99,7 +111,10 @@ test('an item older than queueTtlMs is dead-lettered at its TTL, by the timer', 
   clock.advance(1)
   const [dead] = queue.deadLetters()
   assert.deepEqual([dead.id, dead.reason, dead.lastError, dead.attempts], [id, 'expired', null, 0])
-  assert.deepEqual(events.map(([e]) => e), ['enqueued', 'deadLetter'])
+  assert.deepEqual(
+    events.map(([e]) => e),
+    ['enqueued', 'deadLetter'],
+  )
   assert.equal(clock.pendingTimers, 0, 'nothing left to wake for')
 })
 
@@ -124,15 +139,28 @@ test('a full queue refuses with ERR_QUEUE_FULL and drops nothing already queued'
   assert.equal(err.code, 'ERR_QUEUE_FULL')
   assert.ok(isQueueFullError(err))
   assert.match(err.message, /maxQueueSize \(3\)/)
-  assert.deepEqual(queue.list().map((i) => i.id), ids)
-  assert.deepEqual(queue.list().map((i) => i.payload), [0, 1, 2])
+  assert.deepEqual(
+    queue.list().map((i) => i.id),
+    ids,
+  )
+  assert.deepEqual(
+    queue.list().map((i) => i.payload),
+    [0, 1, 2],
+  )
   assert.equal(queue.getMetrics().rejectedFull, 1)
 })
 
 test('while the breaker is open its items wait; they drain as it lets calls through, at `concurrency`', async () => {
   const clock = new ManualClock(0)
   const registry = new CircuitBreakerRegistry()
-  const breaker = new CircuitBreaker('meta_api', { registry, clock, failureThreshold: 1, resetTimeoutMs: 30_000, halfOpenMaxCalls: 2, successThreshold: 2 })
+  const breaker = new CircuitBreaker('meta_api', {
+    registry,
+    clock,
+    failureThreshold: 1,
+    resetTimeoutMs: 30_000,
+    halfOpenMaxCalls: 2,
+    successThreshold: 2,
+  })
   const { queue } = makeQueue({ clock, registry, concurrency: 2, retryDelayMs: 100 })
   const running = []
   queue.registerHandler('publish_ad', (payload) => {
@@ -148,15 +176,26 @@ test('while the breaker is open its items wait; they drain as it lets calls thro
   assert.equal(breaker.getMetrics().rejectedRequests, 0, 'waiting costs the breaker no rejections')
   clock.advance(1_000) // the open time is up: the timer wakes the queue at nextAttemptAt
   assert.equal(breaker.state, 'half_open')
-  assert.deepEqual(running.map((r) => r.payload), [0, 1], 'two trial permits, concurrency 2')
+  assert.deepEqual(
+    running.map((r) => r.payload),
+    [0, 1],
+    'two trial permits, concurrency 2',
+  )
   running[0].d.resolve('ok')
   running[1].d.resolve('ok')
   await settled()
   assert.equal(breaker.state, 'closed')
-  assert.deepEqual(running.map((r) => r.payload), [0, 1, 2, 3], 'closed: drains two at a time')
+  assert.deepEqual(
+    running.map((r) => r.payload),
+    [0, 1, 2, 3],
+    'closed: drains two at a time',
+  )
   for (const r of running.slice(2)) r.d.resolve('ok')
   await settled()
-  assert.deepEqual(running.map((r) => r.payload), [0, 1, 2, 3, 4])
+  assert.deepEqual(
+    running.map((r) => r.payload),
+    [0, 1, 2, 3, 4],
+  )
   running[4].d.resolve('ok')
   await queue.runDue()
   assert.equal(queue.list().length, 0)
@@ -217,7 +256,11 @@ test('an idempotencyKey that is queued, running or completed returns the existin
   assert.equal(events.filter(([e]) => e === 'enqueued').length, 1)
   assert.equal(queue.getMetrics().deduplicated, 3)
   clock.set(61_000)
-  assert.notEqual(await queue.enqueue('meta_api', publish({ v: 5 }), { idempotencyKey: 'campaign-9' }), id, 'forgotten after idempotencyRetentionMs')
+  assert.notEqual(
+    await queue.enqueue('meta_api', publish({ v: 5 }), { idempotencyKey: 'campaign-9' }),
+    id,
+    'forgotten after idempotencyRetentionMs',
+  )
 })
 
 test('handlers get the payload, the attempt and a context with the idempotency key', async () => {
@@ -269,7 +312,13 @@ test('an item whose operation has no handler waits without using attempts, and s
   clock.set(1_000)
   await queue.runDue()
   const items = queue.list()
-  assert.deepEqual(items.map((i) => [i.attempts, i.nextAttemptAt]), [[0, 2_000], [0, 2_000]])
+  assert.deepEqual(
+    items.map((i) => [i.attempts, i.nextAttemptAt]),
+    [
+      [0, 2_000],
+      [0, 2_000],
+    ],
+  )
   assert.match(items[0].lastError, /no handler is registered for operation "unknown_op"/)
   assert.equal(logged.length, 1)
   assert.match(logged[0], /^breakwater: ERR_NO_HANDLER: Queue item .* is waiting/)
@@ -306,9 +355,18 @@ test('bad items and arguments get clear errors', async () => {
   const { queue } = makeQueue()
   await assert.rejects(queue.enqueue('s', { payload: 1 }), { code: 'ERR_INVALID_ARGUMENT', message: /item.operation = undefined/ })
   await assert.rejects(queue.enqueue('s', 'x'), { code: 'ERR_INVALID_ARGUMENT', message: /item = "x"/ })
-  await assert.rejects(queue.enqueue('s', publish(() => {})), { code: 'ERR_NOT_SERIALIZABLE', message: /^payload cannot be stored as JSON/ })
+  await assert.rejects(
+    queue.enqueue(
+      's',
+      publish(() => {}),
+    ),
+    { code: 'ERR_NOT_SERIALIZABLE', message: /^payload cannot be stored as JSON/ },
+  )
   await assert.rejects(queue.enqueue('s', publish({ n: 1n })), { code: 'ERR_NOT_SERIALIZABLE' })
-  await assert.rejects(queue.enqueue('s', publish(1), { idempotencyKey: '' }), { code: 'ERR_INVALID_ARGUMENT', message: /idempotencyKey = ""/ })
+  await assert.rejects(queue.enqueue('s', publish(1), { idempotencyKey: '' }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /idempotencyKey = ""/,
+  })
   await assert.rejects(queue.enqueue('', publish(1)), { code: 'ERR_INVALID_ARGUMENT', message: /service = ""/ })
   assert.throws(() => queue.registerHandler('op', null), { code: 'ERR_INVALID_ARGUMENT', message: /handler = null/ })
   assert.equal(queue.list().length, 0)

@@ -22,13 +22,22 @@ test('getOrCreate, list, resetAll and getAllMetrics', async () => {
   const a = registry.getOrCreate('a', { failureThreshold: 1, clock })
   assert.equal(registry.getOrCreate('a', { failureThreshold: 99 }), a, 'the first creator wins')
   const b = new CircuitBreaker('b', { registry, clock })
-  assert.deepEqual(registry.list().map((x) => x.name), ['a', 'b'])
+  assert.deepEqual(
+    registry.list().map((x) => x.name),
+    ['a', 'b'],
+  )
   assert.equal(registry.size, 2)
   await a.call(() => Promise.reject(new Error('x'))).catch(() => {})
   await b.call(async () => 1)
   assert.equal(a.state, 'open')
   const metrics = registry.getAllMetrics()
-  assert.deepEqual(metrics.map((m) => [m.name, m.state, m.totalRequests]), [['a', 'open', 1], ['b', 'closed', 1]])
+  assert.deepEqual(
+    metrics.map((m) => [m.name, m.state, m.totalRequests]),
+    [
+      ['a', 'open', 1],
+      ['b', 'closed', 1],
+    ],
+  )
   registry.resetAll()
   assert.equal(a.state, 'closed')
   assert.equal(a.getMetrics().totalRequests, 0)

@@ -33,7 +33,6 @@ async function withShared(label, options, body) {
   }
 }
 
-
 before(() => requireRedis())
 
 test('connectShared validates its options: one ERR_INVALID_CONFIG naming every field', async () => {
@@ -43,7 +42,14 @@ test('connectShared validates its options: one ERR_INVALID_CONFIG naming every f
     .connectShared({ redisUrl: 'http://localhost', keyPrefix: '', instanceId: 7, quorum: 0, commandTimeoutMs: -1, qourum: 2 })
     .catch((e) => e)
   assert.equal(err.code, 'ERR_INVALID_CONFIG')
-  for (const field of ['redisUrl = "http://localhost"', 'keyPrefix = ""', 'instanceId = 7', 'quorum = 0', 'commandTimeoutMs = -1', 'did you mean "quorum"']) {
+  for (const field of [
+    'redisUrl = "http://localhost"',
+    'keyPrefix = ""',
+    'instanceId = 7',
+    'quorum = 0',
+    'commandTimeoutMs = -1',
+    'did you mean "quorum"',
+  ]) {
     assert.ok(err.message.includes(field), `${field} in ${err.message}`)
   }
   const tls = await globalRegistry.connectShared({ redisUrl: 'rediss://:hunter2@example.com' }).catch((e) => e)
@@ -54,7 +60,10 @@ test('connectShared validates its options: one ERR_INVALID_CONFIG naming every f
     code: 'ERR_INVALID_CONFIG',
     message: /redisUrl/,
   })
-  await assert.rejects(new CircuitBreakerRegistry().connectShared({ redisUrl: REDIS_URL }), { code: 'ERR_INVALID_ARGUMENT', message: /Only globalRegistry/ })
+  await assert.rejects(new CircuitBreakerRegistry().connectShared({ redisUrl: REDIS_URL }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /Only globalRegistry/,
+  })
 })
 
 test('connect, a second connect, disconnect and connect again', async () => {
@@ -65,7 +74,10 @@ test('connect, a second connect, disconnect and connect again', async () => {
     await withShared('connect', {}, async ({ result }) => {
       assert.deepEqual(result, { connected: true, instanceId: 'me-connect' })
       assert.deepEqual(connected, [{ instanceId: 'me-connect', reconnect: false }])
-      await assert.rejects(globalRegistry.connectShared({ redisUrl: REDIS_URL }), { code: 'ERR_SHARED_STATE', message: /already connected/ })
+      await assert.rejects(globalRegistry.connectShared({ redisUrl: REDIS_URL }), {
+        code: 'ERR_SHARED_STATE',
+        message: /already connected/,
+      })
     })
     await withShared('connect2', {}, async ({ result }) => {
       assert.equal(result.connected, true)
@@ -112,8 +124,16 @@ test('a remote open is adopted with cause shared_state and not published back; i
     const b = globalRegistry.getOrCreate(name, { resetTimeoutMs: 60_000 })
     const seen = []
     b.on('stateChange', (e) => seen.push(e))
-    await redis.cmd('PUBLISH', `${keyPrefix}events`, JSON.stringify({ type: 'open', name, instance: 'me-adopt', remainingMs: 5_000, votes: 1 }))
-    await redis.cmd('PUBLISH', `${keyPrefix}events`, JSON.stringify({ type: 'open', name, instance: 'other', remainingMs: 5_000, votes: 1, cause: 'failure_rate' }))
+    await redis.cmd(
+      'PUBLISH',
+      `${keyPrefix}events`,
+      JSON.stringify({ type: 'open', name, instance: 'me-adopt', remainingMs: 5_000, votes: 1 }),
+    )
+    await redis.cmd(
+      'PUBLISH',
+      `${keyPrefix}events`,
+      JSON.stringify({ type: 'open', name, instance: 'other', remainingMs: 5_000, votes: 1, cause: 'failure_rate' }),
+    )
     await until(() => b.state === 'open', { what: 'adoption' })
     assert.equal(seen.length, 1, 'its own message changed nothing')
     assert.equal(seen[0].cause, 'shared_state')
@@ -152,7 +172,7 @@ test('quorum 2: a remote open with one vote is ignored, with two it is adopted',
   })
 })
 
-test('forceOpen, disable and reset are published; the fleet\'s are adopted; reset leaves a tombstone', async () => {
+test("forceOpen, disable and reset are published; the fleet's are adopted; reset leaves a tombstone", async () => {
   await withShared('forced', {}, async ({ keyPrefix, redis, sub }) => {
     const name = uniqueName('forced')
     const b = globalRegistry.getOrCreate(name)
@@ -166,7 +186,11 @@ test('forceOpen, disable and reset are published; the fleet\'s are adopted; rese
     await until(() => sub.messages.length === 3, { what: 'three messages' })
     assert.deepEqual(
       sub.messages.map((m) => [m.type, m.state]),
-      [['forced', 'forced_open'], ['forced', 'disabled'], ['reset', undefined]],
+      [
+        ['forced', 'forced_open'],
+        ['forced', 'disabled'],
+        ['reset', undefined],
+      ],
     )
     // The fleet's operator changes are adopted.
     const publish = (m) => redis.cmd('PUBLISH', `${keyPrefix}events`, JSON.stringify({ name, instance: 'ops', ...m }))
@@ -174,7 +198,7 @@ test('forceOpen, disable and reset are published; the fleet\'s are adopted; rese
     await until(() => b.state === 'forced_open', { what: 'forced_open adopted' })
     await publish({ type: 'open', remainingMs: 9_000, votes: 1 })
     await new Promise((r) => setTimeout(r, 100))
-    assert.equal(b.state, 'forced_open', 'an operator state ignores the fleet\'s automatic opens')
+    assert.equal(b.state, 'forced_open', "an operator state ignores the fleet's automatic opens")
     await publish({ type: 'reset' })
     await until(() => b.state === 'closed', { what: 'reset adopted' })
     await publish({ type: 'forced', state: 'disabled' })
@@ -204,7 +228,7 @@ test('connectShared resyncs every shared breaker before it resolves; a breaker c
     assert.equal(q.state, 'open')
     assert.equal(local.state, 'closed', 'breakers outside globalRegistry stay local')
     const late = globalRegistry.getOrCreate(lateName)
-    await until(() => late.state === 'open', { what: 'the late breaker\'s resync' })
+    await until(() => late.state === 'open', { what: "the late breaker's resync" })
   } finally {
     await globalRegistry.disconnectShared()
     redis.close()
@@ -284,7 +308,11 @@ test('a refused command and a malformed message are reported as sharedStateError
     await until(() => errors.some((e) => e.operation === 'message'), { what: 'the message error' })
     // Still connected: the fleet's messages are still adopted.
     const other = globalRegistry.getOrCreate(uniqueName('refused_other'))
-    await redis.cmd('PUBLISH', `${keyPrefix}events`, JSON.stringify({ type: 'forced', name: other.name, instance: 'ops', state: 'forced_open' }))
+    await redis.cmd(
+      'PUBLISH',
+      `${keyPrefix}events`,
+      JSON.stringify({ type: 'forced', name: other.name, instance: 'ops', state: 'forced_open' }),
+    )
     await until(() => other.state === 'forced_open', { what: 'adoption after the errors' })
     assert.ok(!errors.some((e) => e.operation === 'connection'), 'the session was not dropped')
   })
@@ -296,7 +324,11 @@ test('an unreachable Redis: connectShared resolves { connected: false }, sharedS
   const onError = (e) => errors.push(e)
   globalRegistry.on('sharedStateError', onError)
   try {
-    const r = await globalRegistry.connectShared({ redisUrl: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('down'), commandTimeoutMs: 100 })
+    const r = await globalRegistry.connectShared({
+      redisUrl: `redis://127.0.0.1:${port}`,
+      keyPrefix: uniquePrefix('down'),
+      commandTimeoutMs: 100,
+    })
     assert.equal(r.connected, false)
     assert.ok(errors.length >= 1)
     assert.equal(errors[0].code, 'ERR_SHARED_STATE')
@@ -338,7 +370,10 @@ test('a slow Redis: commands time out (sharedStateError), calls stay local and f
     for (let i = 0; i < 1_000; i++) await other.call(async () => i)
     const perCallMs = (performance.now() - t0) / 1_000
     assert.ok(perCallMs < 1, `calls do not wait for Redis (${perCallMs} ms per call)`)
-    await until(() => errors.some((e) => e.operation === 'connection' && /commandTimeoutMs/.test(e.message)), { what: 'the timeout', timeoutMs: 5_000 })
+    await until(() => errors.some((e) => e.operation === 'connection' && /commandTimeoutMs/.test(e.message)), {
+      what: 'the timeout',
+      timeoutMs: 5_000,
+    })
     await until(() => connected.some((e) => e.reconnect), { what: 'the reconnect', timeoutMs: 10_000 })
     await until(async () => (await probe.cmd('EXISTS', `${keyPrefix}${name}:open`)) === 1, { what: 'the replayed open' })
     const pttl = await probe.cmd('PTTL', `${keyPrefix}${name}:open`)
@@ -352,7 +387,7 @@ test('a slow Redis: commands time out (sharedStateError), calls stay local and f
   }
 })
 
-test('opens in a worker thread are published too (Rust notices every thread\'s transitions)', async () => {
+test("opens in a worker thread are published too (Rust notices every thread's transitions)", async () => {
   await withShared('worker', {}, async ({ keyPrefix, redis }) => {
     const name = uniqueName('worker')
     const options = { failureThreshold: 3, resetTimeoutMs: 30_000 }

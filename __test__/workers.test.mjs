@@ -58,7 +58,11 @@ test('4 workers and the main thread share one breaker: failures in one open it f
       assert.deepEqual(await w.ask({ op: 'probe', name }), { state: 'open', rejected: true, called: false })
     }
     let called = false
-    const err = await main.call(async () => { called = true }).catch((e) => e)
+    const err = await main
+      .call(async () => {
+        called = true
+      })
+      .catch((e) => e)
     assert.ok(isCircuitOpenError(err))
     assert.equal(called, false)
     const after = main.getMetrics()
@@ -79,7 +83,7 @@ test('a later creator with other options joins the first one and gets a warning'
     const warnings = await ask({ op: 'warnings' })
     assert.equal(warnings.length, 1)
     assert.match(warnings[0], /failureThreshold = 3 \(requested 9\)/)
-    assert.equal(await ask({ op: 'fail', name, n: 3 }), 'open', 'the first creator\'s threshold (3) applies')
+    assert.equal(await ask({ op: 'fail', name, n: 3 }), 'open', "the first creator's threshold (3) applies")
     assert.equal(main.state, 'open')
   } finally {
     await worker.terminate()

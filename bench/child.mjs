@@ -144,7 +144,14 @@ async function idle() {
   const cpu = process.cpuUsage(c0)
   const cpuMs = (cpu.user + cpu.system) / 1000
   dispose(lib, keep)
-  return { count: make === null ? 0 : count, wallMs, cpuMs, userMs: cpu.user / 1000, systemMs: cpu.system / 1000, percentOfCore: (cpuMs / wallMs) * 100 }
+  return {
+    count: make === null ? 0 : count,
+    wallMs,
+    cpuMs,
+    userMs: cpu.user / 1000,
+    systemMs: cpu.system / 1000,
+    percentOfCore: (cpuMs / wallMs) * 100,
+  }
 }
 
 const modes = { memory, growth, idle }

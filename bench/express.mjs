@@ -194,7 +194,10 @@ async function drive() {
       '',
       '| route | median | p95 | max | body |',
       '|---|---:|---:|---:|---:|',
-      ...Object.entries(routeTimes).map(([p, t]) => `| GET ${p.replace('/ops', '')} | ${t.median.toFixed(2)} ms | ${t.p95.toFixed(2)} ms | ${t.max.toFixed(2)} ms | ${(t.bytes / 1024).toFixed(0)} KiB |`),
+      ...Object.entries(routeTimes).map(
+        ([p, t]) =>
+          `| GET ${p.replace('/ops', '')} | ${t.median.toFixed(2)} ms | ${t.p95.toFixed(2)} ms | ${t.max.toFixed(2)} ms | ${(t.bytes / 1024).toFixed(0)} KiB |`,
+      ),
     ]
     const ratio = median(ratios('breakwater'))
     const cpuRatio = median(cpuRatios('breakwater'))
@@ -204,12 +207,17 @@ async function drive() {
         `(target ≥ 0.99): ${ratio >= 0.99 ? 'met' : 'NOT met'} in req/s, ${cpuRatio >= 0.99 ? 'met' : 'NOT met'} in CPU time.`,
     )
     const slow = Object.entries(routeTimes).filter(([, t]) => t.median > 20)
-    lines.push(`Monitoring routes ≤ 20 ms (median round trip): ${slow.length === 0 ? 'met' : `NOT met (${slow.map(([p]) => p).join(', ')})`}.`)
+    lines.push(
+      `Monitoring routes ≤ 20 ms (median round trip): ${slow.length === 0 ? 'met' : `NOT met (${slow.map(([p]) => p).join(', ')})`}.`,
+    )
     const overhead = await middlewareOverheadNs()
     lines.push(`withCircuitBreaker alone adds ${Math.round(overhead)} ns per request in-process (no network; median of 5 rounds).`)
     console.log(lines.join('\n'))
     mkdirSync(join(here, 'results'), { recursive: true })
-    writeFileSync(join(here, 'results', 'express.json'), `${JSON.stringify({ cfg: CFG, rps, cpu, routeTimes, ratio, cpuRatio, overheadNs: overhead }, null, 2)}\n`)
+    writeFileSync(
+      join(here, 'results', 'express.json'),
+      `${JSON.stringify({ cfg: CFG, rps, cpu, routeTimes, ratio, cpuRatio, overheadNs: overhead }, null, 2)}\n`,
+    )
   } finally {
     child.send('stop')
   }

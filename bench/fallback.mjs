@@ -15,7 +15,13 @@ const VALUE = {
   object: 'chat.completion',
   created: 1705318200,
   model: 'gpt-4o-mini',
-  choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(11) } }],
+  choices: [
+    {
+      index: 0,
+      finish_reason: 'stop',
+      message: { role: 'assistant', content: 'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(11) },
+    },
+  ],
   usage: { prompt_tokens: 12, completion_tokens: 180, total_tokens: 192 },
   system_fingerprint: 'fp_44709d6fcb',
   tags: ['a', 'b', 'c'],
@@ -25,7 +31,13 @@ const VALUE = {
 const VALUE_BYTES = JSON.stringify(VALUE).length
 const TEXT = 'x'.repeat(1024)
 // An ad to publish: the kind of payload a gateway queues.
-const PAYLOAD = { adAccountId: 'act_123456', campaignId: '123456789', creative: { title: 'Spring sale', body: 'Up to 40% off everything in store.', imageHash: 'a1b2c3d4e5f6' }, budget: { daily: 5000, currency: 'EUR' }, targeting: { countries: ['DE', 'FR'], ageMin: 25 } }
+const PAYLOAD = {
+  adAccountId: 'act_123456',
+  campaignId: '123456789',
+  creative: { title: 'Spring sale', body: 'Up to 40% off everything in store.', imageHash: 'a1b2c3d4e5f6' },
+  budget: { daily: 5000, currency: 'EUR' },
+  targeting: { countries: ['DE', 'FR'], ageMin: 25 },
+}
 const PAYLOAD_BYTES = JSON.stringify(PAYLOAD).length
 
 /** ns per call of `fn`, the median of `rounds` rounds of `n` calls. */
@@ -59,8 +71,8 @@ function row(measure, value, unit, target, ok) {
   const text = JSON.stringify(VALUE)
   const stringifyNs = timeSync(() => JSON.stringify(VALUE), 100_000)
   const parseNs = timeSync(() => JSON.parse(text), 100_000)
-  row('… of which V8\'s JSON.stringify alone', (stringifyNs / 1000).toFixed(2), 'µs', '(for reference)', null)
-  row('… of which V8\'s JSON.parse alone', (parseNs / 1000).toFixed(2), 'µs', '(for reference)', null)
+  row("… of which V8's JSON.stringify alone", (stringifyNs / 1000).toFixed(2), 'µs', '(for reference)', null)
+  row("… of which V8's JSON.parse alone", (parseNs / 1000).toFixed(2), 'µs', '(for reference)', null)
   for (let i = 0; i < KEYS; i++) cache.set('openai_api', `t${i}`, TEXT)
   const setT = timeSync((i) => cache.set('openai_api', `t${i % KEYS}`, TEXT), 100_000)
   const getT = timeSync((i) => cache.get('openai_api', `t${i % KEYS}`), 100_000)
@@ -107,13 +119,25 @@ try {
     const secs = (performance.now() - t) / 1000
     await q.close()
     const rate = TOTAL / secs
-    row(`durable enqueue, ${CONCURRENCY} callers at once (acknowledged after fsync)`, Math.round(rate).toLocaleString('en-US'), 'items/s', '≥ 5 000 items/s', rate >= 5_000)
+    row(
+      `durable enqueue, ${CONCURRENCY} callers at once (acknowledged after fsync)`,
+      Math.round(rate).toLocaleString('en-US'),
+      'items/s',
+      '≥ 5 000 items/s',
+      rate >= 5_000,
+    )
     const q1 = new RequestQueue({ persistPath: join(dir, 'one.journal'), registry: null, autoRetryEnabled: false })
     const t1 = performance.now()
     for (let i = 0; i < 500; i++) await q1.enqueue('meta_api', { operation: 'publish_ad', payload: PAYLOAD })
     const oneRate = 500 / ((performance.now() - t1) / 1000)
     await q1.close()
-    row('durable enqueue, one caller awaiting each (one fsync each)', Math.round(oneRate).toLocaleString('en-US'), 'items/s', '(for reference)', null)
+    row(
+      'durable enqueue, one caller awaiting each (one fsync each)',
+      Math.round(oneRate).toLocaleString('en-US'),
+      'items/s',
+      '(for reference)',
+      null,
+    )
   }
 
   // ---- replay of a 100 000-item journal ----
@@ -122,7 +146,8 @@ try {
     const path = join(dir, 'replay.journal')
     const q = new RequestQueue({ persistPath: path, maxQueueSize: N, registry: null, autoRetryEnabled: false })
     const ps = []
-    for (let i = 0; i < N; i++) ps.push(q.enqueue('meta_api', { operation: 'publish_ad', payload: { ...PAYLOAD, n: i } }, { idempotencyKey: `ad-${i}` }))
+    for (let i = 0; i < N; i++)
+      ps.push(q.enqueue('meta_api', { operation: 'publish_ad', payload: { ...PAYLOAD, n: i } }, { idempotencyKey: `ad-${i}` }))
     await Promise.all(ps)
     await q.close()
     const mb = (statSync(path).size / 2 ** 20).toFixed(1)

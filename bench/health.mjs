@@ -44,10 +44,14 @@ async function monitorRun() {
   let checks = 0
   monitor.on('check', () => {}) // a listener, as a real deployment would have (health in the event)
   for (let i = 0; i < SERVICES; i++) {
-    monitor.registerService(`svc${i}`, () => {
-      checks++
-      return trivialCheck()
-    }, { checkIntervalMs: 1_000 })
+    monitor.registerService(
+      `svc${i}`,
+      () => {
+        checks++
+        return trivialCheck()
+      },
+      { checkIntervalMs: 1_000 },
+    )
   }
   await monitor.start()
   await sleep(1_000) // one interval to reach the steady state
@@ -65,12 +69,17 @@ async function setIntervalRun() {
   const timers = []
   // Staggered like the monitor, one timer per service.
   for (let i = 0; i < SERVICES; i++) {
-    timers.push(setTimeout(() => {
-      timers[i] = setInterval(() => {
-        checks++
-        trivialCheck().then(() => {})
-      }, 1_000)
-    }, (i * 1_000) / SERVICES))
+    timers.push(
+      setTimeout(
+        () => {
+          timers[i] = setInterval(() => {
+            checks++
+            trivialCheck().then(() => {})
+          }, 1_000)
+        },
+        (i * 1_000) / SERVICES,
+      ),
+    )
   }
   await sleep(1_000)
   const r = await measureCpu(async () => {

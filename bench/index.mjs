@@ -151,9 +151,7 @@ function printRoundsTable(res, unitLabel) {
     fmtRatio(ratio(med[c], med.bare)),
     fmtRatio(ratio(med[c], med.cockatiel)),
   ])
-  console.log(
-    table(['contender', `median ${unitLabel}`, 'min', 'max', 'vs bare', 'vs cockatiel'], rows, 'lrrrrr'),
-  )
+  console.log(table(['contender', `median ${unitLabel}`, 'min', 'max', 'vs bare', 'vs cockatiel'], rows, 'lrrrrr'))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -726,9 +724,7 @@ function printMetricsTable(res) {
     }
     rows.push(['cockatiel', n.toLocaleString('en-US'), '—', 'no stats', '', '', ''])
   }
-  console.log(
-    table(['contender', 'window', 'calls in window (min–max)', 'median µs/read', 'min', 'max', 'vs opossum'], rows, 'lrrrrrr'),
-  )
+  console.log(table(['contender', 'window', 'calls in window (min–max)', 'median µs/read', 'min', 'max', 'vs opossum'], rows, 'lrrrrrr'))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -771,9 +767,7 @@ function printMemoryTable(res) {
     res.runs[l].map((r) => fmt(r.rssPerBreaker)).join(', '),
     res.runs[l].map((r) => fmt(r.heapPerBreaker)).join(', '),
   ])
-  console.log(
-    table(['library', 'RSS B/breaker (median)', 'heap B/breaker (median)', 'RSS each run', 'heap each run'], rows, 'lrrrr'),
-  )
+  console.log(table(['library', 'RSS B/breaker (median)', 'heap B/breaker (median)', 'RSS each run', 'heap each run'], rows, 'lrrrr'))
   console.log(
     '\nRSS delta (what the target checks) counts the JS objects, the native state and any V8 heap pages committed ' +
       'on the way; heap delta is the JS side alone.',
@@ -790,7 +784,17 @@ async function measureGrowth() {
       runs[lib].push(r)
     }
   }
-  const out = { unit: 'MiB', calls: CFG.growthCalls, prime: CFG.growthPrime, warmup: CFG.growthWarmup, repeats: CFG.growthRepeats, runs, rss: {}, heap: {}, ms: {} }
+  const out = {
+    unit: 'MiB',
+    calls: CFG.growthCalls,
+    prime: CFG.growthPrime,
+    warmup: CFG.growthWarmup,
+    repeats: CFG.growthRepeats,
+    runs,
+    rss: {},
+    heap: {},
+    ms: {},
+  }
   for (const l of CONTENDERS) {
     out.rss[l] = median(runs[l].map((r) => r.rssGrowthMiB))
     out.heap[l] = median(runs[l].map((r) => r.heapGrowthMiB))
@@ -808,7 +812,17 @@ function printGrowthTable(res) {
     fmt(res.ms[l]),
   ])
   console.log(
-    table(['contender', 'RSS growth MiB (median)', 'heap growth MiB (median)', 'RSS each run', `ms for ${res.calls.toLocaleString('en-US')} calls`], rows, 'lrrrr'),
+    table(
+      [
+        'contender',
+        'RSS growth MiB (median)',
+        'heap growth MiB (median)',
+        'RSS each run',
+        `ms for ${res.calls.toLocaleString('en-US')} calls`,
+      ],
+      rows,
+      'lrrrr',
+    ),
   )
 }
 
@@ -871,11 +885,24 @@ function summaryRows(R) {
     add('memory per idle breaker, heap (B)', R.memory.heap, { text: '(RSS row checked)', ok: null })
   }
   if (R.growth) {
-    add(`growth over ${R.growth.calls.toLocaleString('en-US')} calls, RSS (MiB)`, R.growth.rss, { text: '< 0.5 MiB', ok: R.growth.rss.breakwater < 0.5 }, { ratios: false })
-    add(`growth over ${R.growth.calls.toLocaleString('en-US')} calls, heap (MiB)`, R.growth.heap, { text: '< 0.5 MiB', ok: R.growth.heap.breakwater < 0.5 }, { ratios: false })
+    add(
+      `growth over ${R.growth.calls.toLocaleString('en-US')} calls, RSS (MiB)`,
+      R.growth.rss,
+      { text: '< 0.5 MiB', ok: R.growth.rss.breakwater < 0.5 },
+      { ratios: false },
+    )
+    add(
+      `growth over ${R.growth.calls.toLocaleString('en-US')} calls, heap (MiB)`,
+      R.growth.heap,
+      { text: '< 0.5 MiB', ok: R.growth.heap.breakwater < 0.5 },
+      { ratios: false },
+    )
   }
   if (R.idle) {
-    add(`idle CPU, ${R.idle.count.toLocaleString('en-US')} breakers (% of a core)`, R.idle.percent, { text: '≤ 0.2 %', ok: R.idle.percent.breakwater <= 0.2 })
+    add(`idle CPU, ${R.idle.count.toLocaleString('en-US')} breakers (% of a core)`, R.idle.percent, {
+      text: '≤ 0.2 %',
+      ok: R.idle.percent.breakwater <= 0.2,
+    })
   }
   return rows
 }
@@ -920,7 +947,11 @@ function gitDescribe() {
 
 /** How busy the machine is with other work: the share of all cores' time not idle over `ms`. */
 async function machineBusy(ms) {
-  const sum = () => os.cpus().reduce((a, c) => ({ idle: a.idle + c.times.idle, total: a.total + Object.values(c.times).reduce((x, y) => x + y, 0) }), { idle: 0, total: 0 })
+  const sum = () =>
+    os.cpus().reduce((a, c) => ({ idle: a.idle + c.times.idle, total: a.total + Object.values(c.times).reduce((x, y) => x + y, 0) }), {
+      idle: 0,
+      total: 0,
+    })
   const a = sum()
   await new Promise((resolve) => setTimeout(resolve, ms))
   const b = sum()
@@ -951,7 +982,9 @@ const meta = {
 console.log('# breakwater benchmark\n')
 console.log(`- node ${meta.node} (V8 ${meta.v8}), ${meta.platform}`)
 console.log(`- CPU: ${meta.cpu}, ${meta.cores} cores, ${meta.totalMemGiB.toFixed(1)} GiB RAM`)
-console.log(`- breakwater ${meta.versions.breakwater}${meta.commit ? ` (${meta.commit})` : ''}, opossum ${meta.versions.opossum}, cockatiel ${meta.versions.cockatiel}`)
+console.log(
+  `- breakwater ${meta.versions.breakwater}${meta.commit ? ` (${meta.commit})` : ''}, opossum ${meta.versions.opossum}, cockatiel ${meta.versions.cockatiel}`,
+)
 console.log(
   `- ${QUICK ? 'QUICK smoke run (numbers are not representative)' : 'full run'}: ${CFG.rounds} rounds + ${CFG.warmupRounds} warm-up, ` +
     'contenders in rotating order, medians over rounds' +
@@ -967,31 +1000,73 @@ if (!hasGc) console.log('- WARNING: no --expose-gc: run as `node --expose-gc ben
 const R = {}
 const errors = []
 const sections = [
-  ['closed', '1. A protected call in the closed state (`async () => 42`)', measureClosed, (r) => printRoundsTable(r, 'ns/op'),
-    `${CFG.closedOps.toLocaleString('en-US')} sequential awaited calls per contender per round, a fresh breaker per run (made outside the timing).`],
-  ['failures', '2. 50 % failures, never tripping', measureFailures, (r) => printRoundsTable(r, 'ns/op'),
+  [
+    'closed',
+    '1. A protected call in the closed state (`async () => 42`)',
+    measureClosed,
+    (r) => printRoundsTable(r, 'ns/op'),
+    `${CFG.closedOps.toLocaleString('en-US')} sequential awaited calls per contender per round, a fresh breaker per run (made outside the timing).`,
+  ],
+  [
+    'failures',
+    '2. 50 % failures, never tripping',
+    measureFailures,
+    (r) => printRoundsTable(r, 'ns/op'),
     `${CFG.failureOps.toLocaleString('en-US')} calls per round, fn alternately resolves 42 and throws new Error('boom'); ` +
       'breakwater failureThreshold 1e6 + failureRateThreshold 1, opossum errorThresholdPercentage 100 + volumeThreshold MAX_SAFE_INTEGER, ' +
       'cockatiel SamplingBreaker threshold 0.99; a fresh breaker per run; checked afterwards that none opened. ' +
-      "opossum's figure grows with N: on every failure it recomputes its stats over every latency in its 10 s window."],
-  ['rejected', '3. A rejected call while open', measureRejected, (r) => printRoundsTable(r, 'ns/op'),
+      "opossum's figure grows with N: on every failure it recomputes its stats over every latency in its 10 s window.",
+  ],
+  [
+    'rejected',
+    '3. A rejected call while open',
+    measureRejected,
+    (r) => printRoundsTable(r, 'ns/op'),
     `${CFG.rejectedOps.toLocaleString('en-US')} awaited+caught rejections per round, a fresh breaker per run (breakwater openFor(1e9), opossum open(), cockatiel isolate()); ` +
-      'bare = the floor: `await Promise.reject(err)` with a preallocated error.'],
-  ['inflight', '4. 1 000 calls in flight', measureInflight, (r) => printRoundsTable(r, 'ns/call'),
-    `${CFG.inflightBatches} batches per round: start 1 000 calls waiting on one deferred promise, resolve it, await all.`],
-  ['metrics', '5. One metrics read with 1 000 and 100 000 calls in the window', measureMetrics, printMetricsTable,
+      'bare = the floor: `await Promise.reject(err)` with a preallocated error.',
+  ],
+  [
+    'inflight',
+    '4. 1 000 calls in flight',
+    measureInflight,
+    (r) => printRoundsTable(r, 'ns/call'),
+    `${CFG.inflightBatches} batches per round: start 1 000 calls waiting on one deferred promise, resolve it, await all.`,
+  ],
+  [
+    'metrics',
+    '5. One metrics read with 1 000 and 100 000 calls in the window',
+    measureMetrics,
+    printMetricsTable,
     'breakwater: getMetrics() on a ManualClock-driven stream (log-uniform 1..2000 ms latencies, the 60 s window sliding); ' +
       'opossum: `breaker.stats` with the same synthetic latencies; each read follows one new recorded call; ' +
-      `reads per round: breakwater ${CFG.metricsReads.breakwater}, opossum ${Object.entries(CFG.metricsReads.opossum).map(([k, v]) => `${v} @ ${Number(k).toLocaleString('en-US')}`).join(', ')}.`],
-  ['memory', `6. Memory per breaker, ${CFG.memoryCount.toLocaleString('en-US')} idle breakers`, measureMemory, printMemoryTable,
-    `a fresh child process per library (${CFG.memoryRepeats}× each): gc, measure, create ${CFG.memoryCount.toLocaleString('en-US')} breakers, gc, measure.`],
-  ['growth', `7. Memory growth of one breaker over ${CFG.growthCalls.toLocaleString('en-US')} calls`, measureGrowth, printGrowthTable,
+      `reads per round: breakwater ${CFG.metricsReads.breakwater}, opossum ${Object.entries(CFG.metricsReads.opossum)
+        .map(([k, v]) => `${v} @ ${Number(k).toLocaleString('en-US')}`)
+        .join(', ')}.`,
+  ],
+  [
+    'memory',
+    `6. Memory per breaker, ${CFG.memoryCount.toLocaleString('en-US')} idle breakers`,
+    measureMemory,
+    printMemoryTable,
+    `a fresh child process per library (${CFG.memoryRepeats}× each): gc, measure, create ${CFG.memoryCount.toLocaleString('en-US')} breakers, gc, measure.`,
+  ],
+  [
+    'growth',
+    `7. Memory growth of one breaker over ${CFG.growthCalls.toLocaleString('en-US')} calls`,
+    measureGrowth,
+    printGrowthTable,
     `a fresh child process per library (${CFG.growthRepeats}× each): ${CFG.growthPrime.toLocaleString('en-US')} bare awaited calls to bring ` +
       'the process (JIT, V8 young generation, compiler malloc arenas) to a steady state, then ' +
       `${CFG.growthWarmup.toLocaleString('en-US')} warm-up calls through the breaker, gc, measure, ` +
-      `${CFG.growthCalls.toLocaleString('en-US')} calls, gc, measure.`],
-  ['idle', `8. Idle CPU with ${CFG.idleCount.toLocaleString('en-US')} breakers`, measureIdle, printIdleTable,
-    `a fresh child process per library: create ${CFG.idleCount.toLocaleString('en-US')} breakers, gc, idle ${CFG.idleMs} ms; CPU time / wall time.`],
+      `${CFG.growthCalls.toLocaleString('en-US')} calls, gc, measure.`,
+  ],
+  [
+    'idle',
+    `8. Idle CPU with ${CFG.idleCount.toLocaleString('en-US')} breakers`,
+    measureIdle,
+    printIdleTable,
+    `a fresh child process per library: create ${CFG.idleCount.toLocaleString('en-US')} breakers, gc, idle ${CFG.idleMs} ms; CPU time / wall time.`,
+  ],
 ]
 
 const started = now()

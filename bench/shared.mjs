@@ -136,13 +136,23 @@ try {
   const prop = await propagation(server.url)
   const hot = await hotPath(server.url)
   const cmds = await commandsPerSecond(server.url)
-  results = { node: process.version, cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), quick: QUICK, propagation: prop, hotPath: hot, commands: cmds }
+  results = {
+    node: process.version,
+    cpu: os.cpus()[0]?.model,
+    cores: os.availableParallelism(),
+    quick: QUICK,
+    propagation: prop,
+    hotPath: hot,
+    commands: cmds,
+  }
 } finally {
   await server.kill()
 }
 
 const { propagation: prop, hotPath: hot, commands: cmds } = results
-console.log(`\n## Shared state (Redis)\n\nnode ${results.node}, ${results.cpu} (${results.cores} cores)${QUICK ? ', BENCH_QUICK (not representative)' : ''}\n`)
+console.log(
+  `\n## Shared state (Redis)\n\nnode ${results.node}, ${results.cpu} (${results.cores} cores)${QUICK ? ', BENCH_QUICK (not representative)' : ''}\n`,
+)
 console.log(
   table(
     ['measure', 'result', 'target'],

@@ -116,15 +116,42 @@ function settleLast(id, word, how, latencyMs, endMs) {
 // ---- metrics: Rust writes numbers into one scratch array, JS builds the object ----
 const FIELDS = metricsFields()
 const EXPECTED_FIELDS = [
-  'word', 'totalRequests', 'successfulRequests', 'failedRequests', 'rejectedRequests', 'timedOutRequests',
-  'slowRequests', 'latencyP50Ms', 'latencyP95Ms', 'latencyP99Ms', 'latencyMeanMs', 'latencyMaxMs',
-  'window.totalRequests', 'window.successfulRequests', 'window.failedRequests', 'window.rejectedRequests',
-  'window.timedOutRequests', 'window.slowRequests', 'window.latencyP50Ms', 'window.latencyP95Ms',
-  'window.latencyP99Ms', 'window.latencyMeanMs', 'window.latencyMaxMs', 'window.windowMs',
-  'consecutiveFailures', 'openCount', 'openedAt', 'nextAttemptAt', 'currentResetTimeoutMs', 'halfOpenInFlight',
+  'word',
+  'totalRequests',
+  'successfulRequests',
+  'failedRequests',
+  'rejectedRequests',
+  'timedOutRequests',
+  'slowRequests',
+  'latencyP50Ms',
+  'latencyP95Ms',
+  'latencyP99Ms',
+  'latencyMeanMs',
+  'latencyMaxMs',
+  'window.totalRequests',
+  'window.successfulRequests',
+  'window.failedRequests',
+  'window.rejectedRequests',
+  'window.timedOutRequests',
+  'window.slowRequests',
+  'window.latencyP50Ms',
+  'window.latencyP95Ms',
+  'window.latencyP99Ms',
+  'window.latencyMeanMs',
+  'window.latencyMaxMs',
+  'window.windowMs',
+  'consecutiveFailures',
+  'openCount',
+  'openedAt',
+  'nextAttemptAt',
+  'currentResetTimeoutMs',
+  'halfOpenInFlight',
 ]
 if (FIELDS.join() !== EXPECTED_FIELDS.join()) {
-  throw new errors.BreakwaterError(errors.CODES.INTERNAL, 'breakwater: the native metrics layout does not match this JS layer (mixed versions?)')
+  throw new errors.BreakwaterError(
+    errors.CODES.INTERNAL,
+    'breakwater: the native metrics layout does not match this JS layer (mixed versions?)',
+  )
 }
 const M = new Float64Array(FIELDS.length)
 const nanToNull = (x) => (x !== x ? null : x)
@@ -185,7 +212,12 @@ class CircuitBreaker extends EventEmitter {
     const id = created.id
     const clock = opts.clock ?? systemClock
     if (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function' || typeof clock.clearTimer !== 'function') {
-      throw errors.invalidConfig('circuit breaker options', 'clock', clock, 'a clock with now(), setTimer() and clearTimer() (a ManualClock)')
+      throw errors.invalidConfig(
+        'circuit breaker options',
+        'clock',
+        clock,
+        'a clock with now(), setTimer() and clearTimer() (a ManualClock)',
+      )
     }
     const resolved = breakerOptions(id)
     this.name = name
@@ -296,7 +328,8 @@ class CircuitBreaker extends EventEmitter {
     const t0 = this._now()
     const p = this._acquire(t0)
     if (p < 0) {
-      if ((this._listening & 4) !== 0) this.emit('reject', { name: this.name, state: this.state, retryAfterMs: p === -Infinity ? null : -p - 1 })
+      if ((this._listening & 4) !== 0)
+        this.emit('reject', { name: this.name, state: this.state, retryAfterMs: p === -Infinity ? null : -p - 1 })
       return null
     }
     const w = p % TWO_32
@@ -493,7 +526,10 @@ class CircuitBreaker extends EventEmitter {
   _control(op) {
     flush()
     const now = this._now()
-    this._sync(errors.native(() => op(now)), now)
+    this._sync(
+      errors.native(() => op(now)),
+      now,
+    )
     return this
   }
 
@@ -572,7 +608,16 @@ class CircuitBreaker extends EventEmitter {
 }
 
 // Every way of adding or removing a listener refreshes the hot-path bits.
-for (const method of ['on', 'addListener', 'prependListener', 'once', 'prependOnceListener', 'off', 'removeListener', 'removeAllListeners']) {
+for (const method of [
+  'on',
+  'addListener',
+  'prependListener',
+  'once',
+  'prependOnceListener',
+  'off',
+  'removeListener',
+  'removeAllListeners',
+]) {
   const base = EventEmitter.prototype[method]
   Object.defineProperty(CircuitBreaker.prototype, method, {
     value: function (...args) {

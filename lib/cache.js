@@ -11,7 +11,10 @@ const { optionsOf, clockOf, checkService, checkKey, checkTtl } = require('./fall
 const FIELDS = cacheStatsFields()
 const EXPECTED = ['entries', 'bytes', 'hits', 'staleHits', 'misses', 'sets', 'evictions', 'expirations', 'rejected']
 if (FIELDS.join() !== EXPECTED.join()) {
-  throw new errors.BreakwaterError(errors.CODES.INTERNAL, 'breakwater: the native cache stats layout does not match this JS layer (mixed versions?)')
+  throw new errors.BreakwaterError(
+    errors.CODES.INTERNAL,
+    'breakwater: the native cache stats layout does not match this JS layer (mixed versions?)',
+  )
 }
 const S = new Float64Array(FIELDS.length)
 const L = new Float64Array(3)

@@ -8,7 +8,13 @@ const errors = require('./errors')
 const { Permit } = require('./breaker')
 const { bucketsFor } = require('./latency-buckets')
 const { resolveSources, metricsView, healthView, statusView, safeJson } = require('./monitoring')
-const { prometheusMetrics, registerPromClientCollector, collectFamilies, renderPrometheus, PROMETHEUS_CONTENT_TYPE } = require('./prometheus')
+const {
+  prometheusMetrics,
+  registerPromClientCollector,
+  collectFamilies,
+  renderPrometheus,
+  PROMETHEUS_CONTENT_TYPE,
+} = require('./prometheus')
 const { dashboardHtml, dashboardCsp } = require('./dashboard')
 
 const perf = performance
@@ -218,7 +224,12 @@ function safely(fn) {
  * routes on an Express app or router. See README "Express" for shapes and auth rules.
  */
 function registerCircuitBreakerRoutes(app, options) {
-  if (app === null || typeof app !== 'object' && typeof app !== 'function' || typeof app.get !== 'function' || typeof app.post !== 'function') {
+  if (
+    app === null ||
+    (typeof app !== 'object' && typeof app !== 'function') ||
+    typeof app.get !== 'function' ||
+    typeof app.post !== 'function'
+  ) {
     throw errors.invalidArgument('app', app, 'an Express app or router')
   }
   const opts = checkKeys('registerCircuitBreakerRoutes options', options, ROUTE_OPTIONS, ['authorize'])
@@ -235,9 +246,18 @@ function registerCircuitBreakerRoutes(app, options) {
   const tokenHash = typeof token === 'string' && token !== '' ? sha256(token) : null
   const authorize = opts.authorize
 
-  app.get(`${prefix}/metrics`, safely((req, res) => sendJson(res, 200, metricsView(registry))))
-  app.get(`${prefix}/health`, safely((req, res) => sendJson(res, 200, healthView(sources.getMonitor))))
-  app.get(`${prefix}/status`, safely((req, res) => sendJson(res, 200, statusView(registry, sources.getMonitor))))
+  app.get(
+    `${prefix}/metrics`,
+    safely((req, res) => sendJson(res, 200, metricsView(registry))),
+  )
+  app.get(
+    `${prefix}/health`,
+    safely((req, res) => sendJson(res, 200, healthView(sources.getMonitor))),
+  )
+  app.get(
+    `${prefix}/status`,
+    safely((req, res) => sendJson(res, 200, statusView(registry, sources.getMonitor))),
+  )
   app.get(
     `${prefix}/prometheus`,
     safely((req, res) => {
@@ -299,9 +319,18 @@ function registerCircuitBreakerRoutes(app, options) {
       apply(breaker)
       sendJson(res, 200, { ok: true, action, breaker: name, state: breaker.state })
     })
-  app.post(`${prefix}/reset/:name`, control('reset', (b) => b.reset()))
-  app.post(`${prefix}/force-open/:name`, control('force_open', (b) => b.forceOpen()))
-  app.post(`${prefix}/disable/:name`, control('disable', (b) => b.disable()))
+  app.post(
+    `${prefix}/reset/:name`,
+    control('reset', (b) => b.reset()),
+  )
+  app.post(
+    `${prefix}/force-open/:name`,
+    control('force_open', (b) => b.forceOpen()),
+  )
+  app.post(
+    `${prefix}/disable/:name`,
+    control('disable', (b) => b.disable()),
+  )
   app.post(
     `${prefix}/reset-all`,
     safely(async (req, res) => {

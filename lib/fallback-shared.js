@@ -170,4 +170,19 @@ function errorText(err) {
   return text.length > 4096 ? `${text.slice(0, 4093)}...` : text
 }
 
-module.exports = { CONTEXT, optionsOf, clockOf, loggerOf, checkService, checkHandler, checkItem, itemView, queueOptionsView, checkKey, checkTtl, raise, emitSafe, errorText }
+module.exports = {
+  CONTEXT,
+  optionsOf,
+  clockOf,
+  loggerOf,
+  checkService,
+  checkHandler,
+  checkItem,
+  itemView,
+  queueOptionsView,
+  checkKey,
+  checkTtl,
+  raise,
+  emitSafe,
+  errorText,
+}

@@ -32,7 +32,10 @@ class FallbackHandler extends EventEmitter {
     for (const ev of QUEUE_EVENTS) this.#queue.on(ev, (payload) => shared.emitSafe(this, this.#logger, ev, payload))
     this.#queue.on('error', (err) => shared.raise(this, this.#logger, err))
     this.#queue.on('deadLetter', (d) => {
-      if (this.#log) this.#logger.warn(`breakwater: ${d.service} item ${d.id} dead-lettered (${d.reason}) after ${d.attempts} attempt(s): ${d.lastError ?? 'no error recorded'}`)
+      if (this.#log)
+        this.#logger.warn(
+          `breakwater: ${d.service} item ${d.id} dead-lettered (${d.reason}) after ${d.attempts} attempt(s): ${d.lastError ?? 'no error recorded'}`,
+        )
     })
   }
 
@@ -78,7 +81,11 @@ class FallbackHandler extends EventEmitter {
       if (typeof breaker.call !== 'function') throw errors.invalidArgument('breaker', breaker, 'a CircuitBreaker')
       // A breaker's own fallback would answer first, and its answer would be cached as live.
       if (breaker._fallback !== undefined) {
-        throw errors.invalidArgument('breaker', `the breaker ${JSON.stringify(breaker.name)}`, 'a CircuitBreaker without a fallback option (the handler provides the fallbacks)')
+        throw errors.invalidArgument(
+          'breaker',
+          `the breaker ${JSON.stringify(breaker.name)}`,
+          'a CircuitBreaker without a fallback option (the handler provides the fallbacks)',
+        )
       }
     }
     let value

@@ -27,11 +27,26 @@ const { NativeHealthMonitor, healthFields, healthCheckEnabled, healthStatusNames
 
 const FIELDS = healthFields()
 const EXPECTED_FIELDS = [
-  'id', 'status', 'errorRate', 'uptime', 'latencyP50Ms', 'latencyP95Ms', 'latencyP99Ms', 'lastCheck',
-  'consecutiveFailures', 'totalChecks', 'failedChecks', 'nextCheckAt', 'registeredAt', 'inFlight',
+  'id',
+  'status',
+  'errorRate',
+  'uptime',
+  'latencyP50Ms',
+  'latencyP95Ms',
+  'latencyP99Ms',
+  'lastCheck',
+  'consecutiveFailures',
+  'totalChecks',
+  'failedChecks',
+  'nextCheckAt',
+  'registeredAt',
+  'inFlight',
 ]
 if (FIELDS.join() !== EXPECTED_FIELDS.join()) {
-  throw new errors.BreakwaterError(errors.CODES.INTERNAL, 'breakwater: the native health layout does not match this JS layer (mixed versions?)')
+  throw new errors.BreakwaterError(
+    errors.CODES.INTERNAL,
+    'breakwater: the native health layout does not match this JS layer (mixed versions?)',
+  )
 }
 const STRIDE = FIELDS.length
 /** The summary header that precedes the records: status and the five counts. */
@@ -70,7 +85,8 @@ function interpret(value) {
   if (value !== null && typeof value === 'object' && typeof value.ok === 'boolean') {
     const d = value.details
     if (value.ok) return [true, null, d]
-    const why = d !== null && typeof d === 'object' && (typeof d.error === 'string' ? d.error : typeof d.message === 'string' ? d.message : null)
+    const why =
+      d !== null && typeof d === 'object' && (typeof d.error === 'string' ? d.error : typeof d.message === 'string' ? d.message : null)
     return [false, why || 'check returned { ok: false }', d]
   }
   return [false, `check returned ${errors.describe(value)} (expected a boolean or { ok: boolean, details? })`, undefined]
@@ -121,7 +137,12 @@ class HealthMonitor extends EventEmitter {
     this.#native = errors.native(() => new NativeHealthMonitor(opts))
     const clock = opts.clock ?? systemClock
     if (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function' || typeof clock.clearTimer !== 'function') {
-      throw errors.invalidConfig('health monitor options', 'clock', clock, 'a clock with now(), setTimer() and clearTimer() (a ManualClock)')
+      throw errors.invalidConfig(
+        'health monitor options',
+        'clock',
+        clock,
+        'a clock with now(), setTimer() and clearTimer() (a ManualClock)',
+      )
     }
     const registry = opts.registry === undefined ? globalRegistry : opts.registry
     if (registry !== null && typeof registry.get !== 'function') {
@@ -244,7 +265,8 @@ class HealthMonitor extends EventEmitter {
       const svc = this.#byId.get(buf[o])
       if (svc === undefined) continue
       const h = healthFrom(svc, buf, o)
-      if (svc.name === '__proto__') Object.defineProperty(services, svc.name, { value: h, enumerable: true, writable: true, configurable: true })
+      if (svc.name === '__proto__')
+        Object.defineProperty(services, svc.name, { value: h, enumerable: true, writable: true, configurable: true })
       else services[svc.name] = h
     }
     return {
@@ -354,7 +376,15 @@ class HealthMonitor extends EventEmitter {
       // The last invocation timed out and is still running: calling the check again would
       // pile up hung requests against the upstream. This slot fails without a call.
       const since = svc.hung.t0
-      this.#complete(svc, run, false, t0 - since, `the previous check has not settled after ${ms(t0 - since)}; not started again`, undefined, true)
+      this.#complete(
+        svc,
+        run,
+        false,
+        t0 - since,
+        `the previous check has not settled after ${ms(t0 - since)}; not started again`,
+        undefined,
+        true,
+      )
       return run
     }
     run.controller = new AbortController()
@@ -401,7 +431,9 @@ class HealthMonitor extends EventEmitter {
     if (run.done) return
     if (!run.settled) svc.hung = run
     const err = `check timed out after ${ms(svc.timeoutMs)}`
-    run.controller?.abort(new errors.BreakwaterError(errors.CODES.CALL_TIMEOUT, `Health check of "${svc.name}" timed out after ${svc.timeoutMs} ms`))
+    run.controller?.abort(
+      new errors.BreakwaterError(errors.CODES.CALL_TIMEOUT, `Health check of "${svc.name}" timed out after ${svc.timeoutMs} ms`),
+    )
     this.#complete(svc, run, false, this.#now() - run.t0, err, undefined, true)
   }
 

@@ -16,11 +16,23 @@ const FALLBACK_PREFIX = 'breakwater_fallback_'
  */
 const FIXED = [
   ['circuit_breaker_state', 'gauge', 'Circuit breaker state (0=closed, 1=open, 2=half_open, 3=forced_open, 4=disabled)'],
-  ['circuit_breaker_requests_total', 'counter', 'Requests through the circuit breaker by result (success, failure, rejected, timeout; failure excludes timeouts)'],
-  ['circuit_breaker_latency_seconds', 'histogram', 'Latency of completed requests through the circuit breaker (until the response finished)'],
+  [
+    'circuit_breaker_requests_total',
+    'counter',
+    'Requests through the circuit breaker by result (success, failure, rejected, timeout; failure excludes timeouts)',
+  ],
+  [
+    'circuit_breaker_latency_seconds',
+    'histogram',
+    'Latency of completed requests through the circuit breaker (until the response finished)',
+  ],
   ['circuit_breaker_failure_rate', 'gauge', 'Failed share of completed requests over the rolling window (0 to 1)'],
   ['health_check_status', 'gauge', 'Health of a monitored service (0=healthy, 1=degraded, 2=unhealthy, 3=unknown)'],
-  ['health_check_latency_seconds', 'summary', 'Health check latency percentiles of a monitored service (quantiles only: the monitor gives no sum)'],
+  [
+    'health_check_latency_seconds',
+    'summary',
+    'Health check latency percentiles of a monitored service (quantiles only: the monitor gives no sum)',
+  ],
   ['health_check_error_rate', 'gauge', 'Failed share of recent health checks of a monitored service (0 to 1)'],
   ['health_checks_total', 'counter', 'Health checks of a monitored service by result'],
 ]
@@ -57,7 +69,11 @@ function healthSamples(getMonitor, fam) {
   for (const s of readHealth(getMonitor).services) {
     const service = { service: s.name }
     fam.health_check_status.push({ labels: service, value: HEALTH_VALUES[s.status] })
-    for (const [q, ms] of [['0.5', s.latencyP50Ms], ['0.95', s.latencyP95Ms], ['0.99', s.latencyP99Ms]]) {
+    for (const [q, ms] of [
+      ['0.5', s.latencyP50Ms],
+      ['0.95', s.latencyP95Ms],
+      ['0.99', s.latencyP99Ms],
+    ]) {
       if (ms !== null) fam.health_check_latency_seconds.push({ labels: { service: s.name, quantile: q }, value: ms / 1000 })
     }
     if (s.errorRate !== null) fam.health_check_error_rate.push({ labels: service, value: s.errorRate })
@@ -148,7 +164,8 @@ function checkOptions(options, context) {
   if (options === undefined) return {}
   if (options === null || typeof options !== 'object') throw errors.invalidConfig(context, 'options', options, 'an object')
   for (const k of Object.keys(options)) {
-    if (!['registry', 'monitor', 'fallback'].includes(k)) throw errors.invalidConfig(context, k, options[k], 'no such option (registry, monitor, fallback)')
+    if (!['registry', 'monitor', 'fallback'].includes(k))
+      throw errors.invalidConfig(context, k, options[k], 'no such option (registry, monitor, fallback)')
   }
   return options
 }
@@ -206,7 +223,11 @@ function loadPromClient() {
   try {
     return require('prom-client')
   } catch (cause) {
-    const err = errors.invalidArgument('register', undefined, 'a prom-client Registry (prom-client is not installed: npm install prom-client)')
+    const err = errors.invalidArgument(
+      'register',
+      undefined,
+      'a prom-client Registry (prom-client is not installed: npm install prom-client)',
+    )
     err.cause = cause
     throw err
   }

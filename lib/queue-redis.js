@@ -224,16 +224,24 @@ class RedisRequestQueue extends EventEmitter {
   #start(item, taken) {
     const handler = this.#handlers.get(item.operation)
     if (handler === undefined) {
-      this.#release(item, Math.max(this.#opts.retryDelayMs, NO_HANDLER_WAIT_MS), `no handler is registered for operation ${JSON.stringify(item.operation)}`)
+      this.#release(
+        item,
+        Math.max(this.#opts.retryDelayMs, NO_HANDLER_WAIT_MS),
+        `no handler is registered for operation ${JSON.stringify(item.operation)}`,
+      )
       if (!this.#warnedOps.has(item.operation)) {
         this.#warnedOps.add(item.operation)
         shared.raise(
           this,
           this.#logger,
-          new errors.BreakwaterError(errors.CODES.NO_HANDLER, `Queue item ${item.id} of ${item.service} is waiting: no handler is registered for operation ${JSON.stringify(item.operation)} on this instance; it goes back to the queue for another instance or a later handler`, {
-            item: item.id,
-            operation: item.operation,
-          }),
+          new errors.BreakwaterError(
+            errors.CODES.NO_HANDLER,
+            `Queue item ${item.id} of ${item.service} is waiting: no handler is registered for operation ${JSON.stringify(item.operation)} on this instance; it goes back to the queue for another instance or a later handler`,
+            {
+              item: item.id,
+              operation: item.operation,
+            },
+          ),
         )
       }
       return
@@ -395,7 +403,12 @@ class RedisRequestQueue extends EventEmitter {
       ...this.#stats,
       persistent: true,
       journal: null,
-      redis: { consumer: this.#opts.consumer, keyPrefix: this.#opts.keyPrefix, connected: !this.#down, pendingOutcomes: this.#pending.length },
+      redis: {
+        consumer: this.#opts.consumer,
+        keyPrefix: this.#opts.keyPrefix,
+        connected: !this.#down,
+        pendingOutcomes: this.#pending.length,
+      },
     }
   }
 

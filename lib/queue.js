@@ -45,7 +45,10 @@ const redisBackend = () => (redisModule ??= require('./queue-redis')).RedisReque
 
 class RequestQueue extends EventEmitter {
   static [Symbol.hasInstance](value) {
-    return Function.prototype[Symbol.hasInstance].call(RequestQueue, value) || (redisModule !== null && value instanceof redisModule.RedisRequestQueue)
+    return (
+      Function.prototype[Symbol.hasInstance].call(RequestQueue, value) ||
+      (redisModule !== null && value instanceof redisModule.RedisRequestQueue)
+    )
   }
 
   #native
@@ -95,9 +98,7 @@ class RequestQueue extends EventEmitter {
     // The writer thread reports through a weak reference, so an unclosed queue can still be
     // collected (its journal is then flushed and released).
     const self = new WeakRef(this)
-    this.#native = errors.native(
-      () => new NativeQueue(opts, process.env, now(), (seq, err) => self.deref()?._committed(seq, err ?? null)),
-    )
+    this.#native = errors.native(() => new NativeQueue(opts, process.env, now(), (seq, err) => self.deref()?._committed(seq, err ?? null)))
     const r = this.#native.options()
     this.#opts = r
     this.#persistent = r.persistPath !== undefined && r.persistPath !== null
@@ -296,7 +297,8 @@ class RequestQueue extends EventEmitter {
       for (;;) {
         const item = native.peek(s.service, now)
         if (item === null) break
-        const handler = item.operation === undefined || item.operation === null ? this.#functions.get(item.num) : this.#handlers.get(item.operation)
+        const handler =
+          item.operation === undefined || item.operation === null ? this.#functions.get(item.num) : this.#handlers.get(item.operation)
         if (handler === undefined) {
           this.#noHandler(item, now)
           continue
@@ -329,10 +331,14 @@ class RequestQueue extends EventEmitter {
       shared.raise(
         this,
         this.#logger,
-        new errors.BreakwaterError(errors.CODES.NO_HANDLER, `Queue item ${item.id} of ${item.service} is waiting: ${reason}; it keeps waiting, without using attempts, until queueTtlMs`, {
-          item: item.id,
-          operation: item.operation ?? undefined,
-        }),
+        new errors.BreakwaterError(
+          errors.CODES.NO_HANDLER,
+          `Queue item ${item.id} of ${item.service} is waiting: ${reason}; it keeps waiting, without using attempts, until queueTtlMs`,
+          {
+            item: item.id,
+            operation: item.operation ?? undefined,
+          },
+        ),
       )
     }
   }
@@ -484,7 +490,8 @@ class RequestQueue extends EventEmitter {
       this.#rejectWaiters(err)
       throw err
     }
-    if (this.#waitHead < this.#waiters.length) this.#rejectWaiters(new errors.BreakwaterError(errors.CODES.QUEUE_CLOSED, 'The retry queue is closed'))
+    if (this.#waitHead < this.#waiters.length)
+      this.#rejectWaiters(new errors.BreakwaterError(errors.CODES.QUEUE_CLOSED, 'The retry queue is closed'))
   }
 
   /** @internal at process exit: flush the journal, or say what an in-memory queue loses */
@@ -501,7 +508,9 @@ class RequestQueue extends EventEmitter {
     const m = this.#native.metrics()
     const n = m.queued + m.running
     if (n > 0) {
-      this.#logger.warn(`breakwater: the process exits with ${n} item(s) in an in-memory retry queue; they are lost (set persistPath to keep them)`)
+      this.#logger.warn(
+        `breakwater: the process exits with ${n} item(s) in an in-memory retry queue; they are lost (set persistPath to keep them)`,
+      )
     }
   }
 }

@@ -8,7 +8,13 @@ async function main() {
   const registry = new CircuitBreakerRegistry()
   const app = express()
   let up = false
-  app.get('/api/generate', withCircuitBreaker('smoke_api', (req, res) => (up ? res.json({ ok: true }) : res.status(502).end()), { registry, breakerOptions: { failureThreshold: 2 } }))
+  app.get(
+    '/api/generate',
+    withCircuitBreaker('smoke_api', (req, res) => (up ? res.json({ ok: true }) : res.status(502).end()), {
+      registry,
+      breakerOptions: { failureThreshold: 2 },
+    }),
+  )
   registerCircuitBreakerRoutes(app, { registry })
   const server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))

@@ -5,7 +5,11 @@ const bw = require('breakwater')
 async function main() {
   const b = new bw.CircuitBreaker('smoke_cjs', { registry: null, failureThreshold: 1 })
   assert.equal(await b.call(async () => 42), 42)
-  await b.call(async () => { throw new Error('down') }).catch(() => {})
+  await b
+    .call(async () => {
+      throw new Error('down')
+    })
+    .catch(() => {})
   assert.equal(b.state, 'open')
   const err = await b.call(async () => 1).catch((e) => e)
   assert.ok(bw.isCircuitOpenError(err))
@@ -14,7 +18,10 @@ async function main() {
   assert.match(binary, /node_modules[\\/]breakwater-/)
   // breakwater/providers loads without any provider SDK installed (they are optional peers).
   const providers = require('breakwater/providers')
-  const stub = { chat: { completions: { create: async () => ({ model: 'm', choices: [{ message: { content: 'hi' } }] }) } }, models: { list: async () => ({ data: [] }) } }
+  const stub = {
+    chat: { completions: { create: async () => ({ model: 'm', choices: [{ message: { content: 'hi' } }] }) } },
+    models: { list: async () => ({ data: [] }) },
+  }
   const ai = new providers.OpenAICircuitBreaker({ openaiClient: stub, registry: null })
   assert.equal((await ai.chatCompletion({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).content, 'hi')
   console.log('cjs ok', binary)

@@ -7,7 +7,9 @@ import http from 'node:http'
 
 export const META_TOKEN = 'EAAB-meta-test-token-5f1b2c'
 
-export const graphError = (code, message, extra = {}) => ({ error: { message, type: 'OAuthException', code, fbtrace_id: 'A1b2C3', ...extra } })
+export const graphError = (code, message, extra = {}) => ({
+  error: { message, type: 'OAuthException', code, fbtrace_id: 'A1b2C3', ...extra },
+})
 
 /**
  * A scripted reply: `match(request)` picks the request (request: { method, edge, postIndex });
@@ -51,10 +53,19 @@ export async function startFakeGraph({ token = META_TOKEN, version = 'v21.0' } =
     const parts = url.pathname.split('/').filter(Boolean)
     const body = raw ? JSON.parse(raw) : undefined
     const edge = parts[2]
-    const record = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body, edge, postIndex: req.method === 'POST' ? ++posts : undefined }
+    const record = {
+      method: req.method,
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: req.headers,
+      body,
+      edge,
+      postIndex: req.method === 'POST' ? ++posts : undefined,
+    }
     requests.push(record)
     if (parts[0] !== version) return json(res, 400, graphError(2635, `Unknown API version ${parts[0]}`))
-    if (req.headers.authorization !== `Bearer ${token}`) return json(res, 400, graphError(190, 'Invalid OAuth access token - Cannot parse access token'))
+    if (req.headers.authorization !== `Bearer ${token}`)
+      return json(res, 400, graphError(190, 'Invalid OAuth access token - Cannot parse access token'))
     const i = script.findIndex((s) => s.match === undefined || s.match(record))
     const reply = i === -1 ? {} : script.splice(i, 1)[0]
     if (reply.hold) {
@@ -113,7 +124,10 @@ export function adRequest(i, extra = {}) {
     adAccountId: 'act_123456',
     campaignId: '777',
     name: `Spring sale ${i}`,
-    adCreative: { name: `Creative ${i}`, object_story_spec: { page_id: '55', link_data: { link: `https://shop.example/${i}`, message: `Deal ${i}` } } },
+    adCreative: {
+      name: `Creative ${i}`,
+      object_story_spec: { page_id: '55', link_data: { link: `https://shop.example/${i}`, message: `Deal ${i}` } },
+    },
     targeting: { geo_locations: { countries: ['US'] }, age_min: 18 },
     budget: { daily_budget: 5000, billing_event: 'IMPRESSIONS', optimization_goal: 'REACH' },
     idempotencyKey: `spring-sale/${i}`,

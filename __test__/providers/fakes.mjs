@@ -32,7 +32,13 @@ export async function startFake(kind) {
     req.on('data', (d) => (raw += d))
     req.on('end', () => {
       const url = new URL(req.url, 'http://x')
-      const record = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body: raw ? JSON.parse(raw) : undefined }
+      const record = {
+        method: req.method,
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: req.headers,
+        body: raw ? JSON.parse(raw) : undefined,
+      }
       // Resolves when the connection of this request closes (the client let go of it).
       record.closed = new Promise((resolve) => res.on('close', resolve))
       requests.push(record)
@@ -126,8 +132,20 @@ const sse = (data, event) => `${event ? `event: ${event}\n` : ''}data: ${JSON.st
 
 function modelsList(kind) {
   if (kind === 'gemini') return { models: [{ name: 'models/gemini-2.5-flash', displayName: 'Gemini 2.5 Flash' }] }
-  if (kind === 'anthropic') return { data: [{ type: 'model', id: 'claude-haiku-4-5', display_name: 'Claude Haiku 4.5', created_at: '2025-10-01T00:00:00Z' }], has_more: false, first_id: 'claude-haiku-4-5', last_id: 'claude-haiku-4-5' }
-  return { object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model', created: 0, owned_by: 'openai' }, { id: 'gpt-4o', object: 'model', created: 0, owned_by: 'openai' }] }
+  if (kind === 'anthropic')
+    return {
+      data: [{ type: 'model', id: 'claude-haiku-4-5', display_name: 'Claude Haiku 4.5', created_at: '2025-10-01T00:00:00Z' }],
+      has_more: false,
+      first_id: 'claude-haiku-4-5',
+      last_id: 'claude-haiku-4-5',
+    }
+  return {
+    object: 'list',
+    data: [
+      { id: 'gpt-4o-mini', object: 'model', created: 0, owned_by: 'openai' },
+      { id: 'gpt-4o', object: 'model', created: 0, owned_by: 'openai' },
+    ],
+  }
 }
 
 const WIRE = {
@@ -137,15 +155,47 @@ const WIRE = {
       object: 'chat.completion',
       created: 0,
       model,
-      choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, finish_reason: r.finishReason ?? 'stop', logprobs: null }],
+      choices: [
+        { index: 0, message: { role: 'assistant', content: text, refusal: null }, finish_reason: r.finishReason ?? 'stop', logprobs: null },
+      ],
       usage: r.usage ?? { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 },
     }),
-    streamStart: (model) => [sse({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] })],
-    delta: (model, text) => sse({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta: { content: text }, finish_reason: null }] }),
+    streamStart: (model) => [
+      sse({
+        id: 'c1',
+        object: 'chat.completion.chunk',
+        created: 0,
+        model,
+        choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }],
+      }),
+    ],
+    delta: (model, text) =>
+      sse({
+        id: 'c1',
+        object: 'chat.completion.chunk',
+        created: 0,
+        model,
+        choices: [{ index: 0, delta: { content: text }, finish_reason: null }],
+      }),
     streamEnd: (model, r, record) => [
-      sse({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta: {}, finish_reason: r.finishReason ?? 'stop' }] }),
+      sse({
+        id: 'c1',
+        object: 'chat.completion.chunk',
+        created: 0,
+        model,
+        choices: [{ index: 0, delta: {}, finish_reason: r.finishReason ?? 'stop' }],
+      }),
       ...(record.body?.stream_options?.include_usage
-        ? [sse({ id: 'c1', object: 'chat.completion.chunk', created: 0, model, choices: [], usage: r.usage ?? { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } })]
+        ? [
+            sse({
+              id: 'c1',
+              object: 'chat.completion.chunk',
+              created: 0,
+              model,
+              choices: [],
+              usage: r.usage ?? { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 },
+            }),
+          ]
         : []),
       'data: [DONE]\n\n',
     ],
@@ -163,14 +213,36 @@ const WIRE = {
       usage: r.usage ?? { input_tokens: 12, output_tokens: 8 },
     }),
     streamStart: (model) => [
-      sse({ type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 12, output_tokens: 1 } } }, 'message_start'),
+      sse(
+        {
+          type: 'message_start',
+          message: {
+            id: 'msg_1',
+            type: 'message',
+            role: 'assistant',
+            model,
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { input_tokens: 12, output_tokens: 1 },
+          },
+        },
+        'message_start',
+      ),
       sse({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, 'content_block_start'),
       sse({ type: 'ping' }, 'ping'),
     ],
     delta: (_model, text) => sse({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }, 'content_block_delta'),
     streamEnd: (_model, r) => [
       sse({ type: 'content_block_stop', index: 0 }, 'content_block_stop'),
-      sse({ type: 'message_delta', delta: { stop_reason: r.finishReason ?? 'end_turn', stop_sequence: null }, usage: { output_tokens: r.usage?.output_tokens ?? 8 } }, 'message_delta'),
+      sse(
+        {
+          type: 'message_delta',
+          delta: { stop_reason: r.finishReason ?? 'end_turn', stop_sequence: null },
+          usage: { output_tokens: r.usage?.output_tokens ?? 8 },
+        },
+        'message_delta',
+      ),
       sse({ type: 'message_stop' }, 'message_stop'),
     ],
     errorEvent: (error) => sse({ type: 'error', error }, 'error'),
@@ -182,7 +254,8 @@ const WIRE = {
       modelVersion: model,
     }),
     streamStart: () => [],
-    delta: (model, text) => `data: ${JSON.stringify({ candidates: [{ content: { parts: [{ text }], role: 'model' }, index: 0 }], modelVersion: model })}\r\n\r\n`,
+    delta: (model, text) =>
+      `data: ${JSON.stringify({ candidates: [{ content: { parts: [{ text }], role: 'model' }, index: 0 }], modelVersion: model })}\r\n\r\n`,
     streamEnd: (model, r) => [
       `data: ${JSON.stringify({
         candidates: [{ content: { parts: [{ text: '' }], role: 'model' }, finishReason: r.finishReason ?? 'STOP', index: 0 }],
@@ -197,7 +270,11 @@ const WIRE = {
 // ---- error bodies in each provider's format ----
 
 export const openaiError = (type, message, code = null) => ({ error: { message, type, param: null, code } })
-export const anthropicError = (type, message, details) => ({ type: 'error', error: { type, message, ...(details && { details }) }, request_id: 'req_1' })
+export const anthropicError = (type, message, details) => ({
+  type: 'error',
+  error: { type, message, ...(details && { details }) },
+  request_id: 'req_1',
+})
 export const geminiError = (code, status, message, details) => ({ error: { code, message, status, ...(details && { details }) } })
 
 // ---- the real SDK clients, pointed at the fakes ----
@@ -205,9 +282,15 @@ export const geminiError = (code, status, message, details) => ({ error: { code,
 /** Real SDK clients with their base URLs at the fakes. `timeoutMs` is the SDK's own request timeout. */
 export function clientsFor(fakes, { timeoutMs } = {}) {
   const out = {}
-  if (fakes.openai) out.openaiClient = new OpenAI({ apiKey: 'sk-test', baseURL: `${fakes.openai.url}/v1`, ...(timeoutMs && { timeout: timeoutMs }) })
-  if (fakes.anthropic) out.anthropicClient = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fakes.anthropic.url, ...(timeoutMs && { timeout: timeoutMs }) })
-  if (fakes.gemini) out.geminiClient = new GoogleGenAI({ apiKey: 'gm-test', httpOptions: { baseUrl: fakes.gemini.url, ...(timeoutMs && { timeout: timeoutMs }) } })
+  if (fakes.openai)
+    out.openaiClient = new OpenAI({ apiKey: 'sk-test', baseURL: `${fakes.openai.url}/v1`, ...(timeoutMs && { timeout: timeoutMs }) })
+  if (fakes.anthropic)
+    out.anthropicClient = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fakes.anthropic.url, ...(timeoutMs && { timeout: timeoutMs }) })
+  if (fakes.gemini)
+    out.geminiClient = new GoogleGenAI({
+      apiKey: 'gm-test',
+      httpOptions: { baseUrl: fakes.gemini.url, ...(timeoutMs && { timeout: timeoutMs }) },
+    })
   return out
 }
 

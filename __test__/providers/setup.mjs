@@ -7,7 +7,11 @@ import { startFakes, clientsFor } from './fakes.mjs'
 const CLASSES = { openai: OpenAICircuitBreaker, anthropic: AnthropicCircuitBreaker, gemini: GeminiCircuitBreaker }
 
 export const OPENAI_REQUEST = Object.freeze({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 64 })
-export const ANTHROPIC_REQUEST = Object.freeze({ model: 'claude-3-5-sonnet-20241022', max_tokens: 1024, messages: [{ role: 'user', content: 'Hello' }] })
+export const ANTHROPIC_REQUEST = Object.freeze({
+  model: 'claude-3-5-sonnet-20241022',
+  max_tokens: 1024,
+  messages: [{ role: 'user', content: 'Hello' }],
+})
 export const GEMINI_REQUEST = Object.freeze({ model: 'gemini-2.5-flash', contents: 'Hello' })
 
 /**

@@ -5,7 +5,13 @@
 const { FROM, TO } = require('./translate')
 
 /** One vocabulary of finish reasons for every provider: OpenAI's. */
-const ANTHROPIC_FINISH = { end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', refusal: 'content_filter' }
+const ANTHROPIC_FINISH = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  refusal: 'content_filter',
+}
 const GEMINI_FINISH = {
   STOP: 'stop',
   MAX_TOKENS: 'length',
@@ -19,7 +25,11 @@ const GEMINI_FINISH = {
 }
 
 /** The per-request options of the openai and Anthropic SDKs for a health check. */
-const requestOptions = ({ timeoutMs, signal }) => ({ maxRetries: 0, ...(timeoutMs !== undefined && { timeout: timeoutMs }), ...(signal && { signal }) })
+const requestOptions = ({ timeoutMs, signal }) => ({
+  maxRetries: 0,
+  ...(timeoutMs !== undefined && { timeout: timeoutMs }),
+  ...(signal && { signal }),
+})
 
 const usage = (inputTokens, outputTokens) => ({ inputTokens: inputTokens ?? 0, outputTokens: outputTokens ?? 0 })
 

@@ -92,7 +92,12 @@ function providerBreaker(adapter, registry, breakerOptions) {
   else breaker = registry.getOrCreate(name, breakerOptions)
   if (breaker._fallback !== undefined) {
     // A breaker fallback would answer in place of the provider, and the chain could not fail over.
-    throw errors.invalidConfig('provider options', `the fallback of breaker "${name}"`, breaker._fallback, 'none: provider breakers fail over to the next provider instead')
+    throw errors.invalidConfig(
+      'provider options',
+      `the fallback of breaker "${name}"`,
+      breaker._fallback,
+      'none: provider breakers fail over to the next provider instead',
+    )
   }
   attachClassifier(breaker, adapter.name)
   return breaker
@@ -112,7 +117,9 @@ class ProviderChain {
     for (const adapter of config.order) {
       const client = config.clients[adapter.name]
       if (client === undefined || client === null) continue
-      this.targets.push(new Target(adapter, client, providerBreaker(adapter, config.registry, config.breakerOptions), config.breakerOptions))
+      this.targets.push(
+        new Target(adapter, client, providerBreaker(adapter, config.registry, config.breakerOptions), config.breakerOptions),
+      )
     }
   }
 
@@ -148,7 +155,13 @@ class ProviderChain {
       if (callerSignal?.aborted) throw callerAbortError(callerSignal)
       const { body, skip, error } = this._requestFor(target, request, state)
       if (skip !== undefined) {
-        attempts.push({ provider: target.provider, breaker: target.breaker.name, outcome: 'skipped', reason: skip, ...(error && { error }) })
+        attempts.push({
+          provider: target.provider,
+          breaker: target.breaker.name,
+          outcome: 'skipped',
+          reason: skip,
+          ...(error && { error }),
+        })
         continue
       }
       if (previous !== null) {
@@ -166,14 +179,28 @@ class ProviderChain {
         return { target, body, value }
       } catch (err) {
         if (errors.isCircuitOpenError(err) && err.breaker === target.breaker.name) {
-          attempts.push({ provider: target.provider, breaker: target.breaker.name, outcome: 'rejected', reason: 'circuit_open', retryAfterMs: err.retryAfterMs, error: err })
+          attempts.push({
+            provider: target.provider,
+            breaker: target.breaker.name,
+            outcome: 'rejected',
+            reason: 'circuit_open',
+            retryAfterMs: err.retryAfterMs,
+            error: err,
+          })
           previous = { provider: target.provider, reason: 'circuit_open', error: err }
           continue
         }
         const v = classify(target.provider, err)
         this._react(target, v, err)
         if (!v.failover) throw err
-        attempts.push({ provider: target.provider, breaker: target.breaker.name, outcome: 'failed', reason: v.kind, ...(v.status !== undefined && { status: v.status }), error: err })
+        attempts.push({
+          provider: target.provider,
+          breaker: target.breaker.name,
+          outcome: 'failed',
+          reason: v.kind,
+          ...(v.status !== undefined && { status: v.status }),
+          error: err,
+        })
         previous = { provider: target.provider, reason: v.kind, error: err }
       }
     }
@@ -183,8 +210,12 @@ class ProviderChain {
   /** Opens the breaker for the time the error asks (a rate limit, exhausted quota, a bad key). */
   _react(target, v, err) {
     if (v.open !== null) {
-      const ms = v.open === 'max' ? target.maxResetTimeoutMs : v.retryAfterMs ?? target.resetTimeoutMs
-      this._openFor(target, Math.min(MAX_OPEN_MS, Math.max(1, ms)), `${target.provider} ${v.kind}${v.status !== undefined ? ` (${v.status})` : ''}`)
+      const ms = v.open === 'max' ? target.maxResetTimeoutMs : (v.retryAfterMs ?? target.resetTimeoutMs)
+      this._openFor(
+        target,
+        Math.min(MAX_OPEN_MS, Math.max(1, ms)),
+        `${target.provider} ${v.kind}${v.status !== undefined ? ` (${v.status})` : ''}`,
+      )
     }
     if (v.authError) {
       this.owner.emit('authError', {

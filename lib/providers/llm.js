@@ -40,7 +40,11 @@ function readOptions(className, primary, options) {
     anthropic: options.anthropicClient ?? options.claudeClient,
     gemini: options.geminiClient,
   }
-  const field = { openai: 'openaiClient', anthropic: options.anthropicClient !== undefined ? 'anthropicClient' : 'claudeClient', gemini: 'geminiClient' }
+  const field = {
+    openai: 'openaiClient',
+    anthropic: options.anthropicClient !== undefined ? 'anthropicClient' : 'claudeClient',
+    gemini: 'geminiClient',
+  }
   for (const provider of Object.keys(clients)) {
     const c = clients[provider]
     if (c === undefined || c === null) {
@@ -54,7 +58,8 @@ function readOptions(className, primary, options) {
     problem('breakerOptions', bo, 'an object of CircuitBreaker options')
   } else if (bo !== undefined) {
     if ('registry' in bo) problem('breakerOptions.registry', bo.registry, 'nothing: give the registry as the `registry` option')
-    if ('fallback' in bo) problem('breakerOptions.fallback', bo.fallback, 'nothing: provider breakers fail over to the next provider instead')
+    if ('fallback' in bo)
+      problem('breakerOptions.fallback', bo.fallback, 'nothing: provider breakers fail over to the next provider instead')
   }
   const registry = options.registry
   if (registry !== undefined && registry !== null && typeof registry?.getOrCreate !== 'function') {
@@ -79,7 +84,8 @@ function checkRequest(request, required) {
   }
   for (const [field, type] of required) {
     const v = request[field]
-    if (type === 'array' ? !Array.isArray(v) : typeof v !== type) throw errors.invalidArgument(`request.${field}`, v, type === 'array' ? 'an array' : `a ${type}`)
+    if (type === 'array' ? !Array.isArray(v) : typeof v !== type)
+      throw errors.invalidArgument(`request.${field}`, v, type === 'array' ? 'an array' : `a ${type}`)
   }
 }
 
@@ -130,8 +136,14 @@ function geminiCallOptions(request, options) {
   return { ...options, signal }
 }
 
-const OPENAI_REQUIRED = [['model', 'string'], ['messages', 'array']]
-const ANTHROPIC_REQUIRED = [['model', 'string'], ['messages', 'array']]
+const OPENAI_REQUIRED = [
+  ['model', 'string'],
+  ['messages', 'array'],
+]
+const ANTHROPIC_REQUIRED = [
+  ['model', 'string'],
+  ['messages', 'array'],
+]
 const GEMINI_REQUIRED = [['model', 'string']]
 
 /** OpenAI chat completions, failing over to Anthropic, then Gemini. */

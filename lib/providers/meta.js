@@ -34,7 +34,9 @@ class MetaGraphError extends Error {
     const e = body?.error ?? {}
     const code = typeof e.code === 'number' ? e.code : undefined
     const text = redact(typeof e.message === 'string' ? e.message : `HTTP ${status}`)
-    super(`Meta Graph API error${code !== undefined ? ` ${code}` : ''}${e.error_subcode !== undefined ? `/${e.error_subcode}` : ''} (HTTP ${status}): ${text}`)
+    super(
+      `Meta Graph API error${code !== undefined ? ` ${code}` : ''}${e.error_subcode !== undefined ? `/${e.error_subcode}` : ''} (HTTP ${status}): ${text}`,
+    )
     this.name = 'MetaGraphError'
     this.status = status
     this.graph = {
@@ -80,31 +82,45 @@ function readOptions(options) {
   }
   const problems = []
   const problem = (field, value, expected) => problems.push(`${field} = ${errors.describe(value)} (expected ${expected})`)
-  for (const k of Object.keys(options)) if (!OPTION_KEYS.includes(k)) problem(k, options[k], `no such option; the options are ${OPTION_KEYS.join(', ')}`)
+  for (const k of Object.keys(options))
+    if (!OPTION_KEYS.includes(k)) problem(k, options[k], `no such option; the options are ${OPTION_KEYS.join(', ')}`)
   const token = options.accessToken ?? process.env.META_ACCESS_TOKEN
   // The token's value is never described, here or anywhere.
-  if (typeof token !== 'string' || token.length === 0) problems.push('accessToken is missing or not a non-empty string (give it, or set META_ACCESS_TOKEN)')
+  if (typeof token !== 'string' || token.length === 0)
+    problems.push('accessToken is missing or not a non-empty string (give it, or set META_ACCESS_TOKEN)')
   const apiVersion = options.apiVersion ?? DEFAULT_API_VERSION
-  if (typeof apiVersion !== 'string' || !/^v\d+\.\d+$/.test(apiVersion)) problem('apiVersion', apiVersion, 'a Graph API version such as "v21.0"')
+  if (typeof apiVersion !== 'string' || !/^v\d+\.\d+$/.test(apiVersion))
+    problem('apiVersion', apiVersion, 'a Graph API version such as "v21.0"')
   const baseUrl = options.baseUrl ?? DEFAULT_BASE_URL
   if (typeof baseUrl !== 'string' || !/^https?:\/\//.test(baseUrl)) problem('baseUrl', baseUrl, 'an http(s) URL')
   const persistPath = options.persistPath
-  if (persistPath !== undefined && (typeof persistPath !== 'string' || persistPath.length === 0)) problem('persistPath', persistPath, 'a file path')
+  if (persistPath !== undefined && (typeof persistPath !== 'string' || persistPath.length === 0))
+    problem('persistPath', persistPath, 'a file path')
   const queue = options.queue
   // `queue` is a RequestQueue, or the options of a Redis queue to build ({ redisUrl, ... }).
   const redisQueue = queue !== null && typeof queue === 'object' && typeof queue.enqueue !== 'function' && 'redisUrl' in queue
-  if (queue !== undefined && !redisQueue && (queue === null || typeof queue.enqueue !== 'function' || typeof queue.registerHandler !== 'function')) {
+  if (
+    queue !== undefined &&
+    !redisQueue &&
+    (queue === null || typeof queue.enqueue !== 'function' || typeof queue.registerHandler !== 'function')
+  ) {
     problem('queue', queue, "a RequestQueue (or a FallbackHandler's queue), or Redis queue options { redisUrl, ... }")
   }
-  if (queue !== undefined && persistPath !== undefined) problem('persistPath', persistPath, 'nothing when a queue is given: give the queue its persistPath')
+  if (queue !== undefined && persistPath !== undefined)
+    problem('persistPath', persistPath, 'nothing when a queue is given: give the queue its persistPath')
   const bo = options.breakerOptions
-  if (bo !== undefined && (bo === null || typeof bo !== 'object' || Array.isArray(bo))) problem('breakerOptions', bo, 'an object of CircuitBreaker options')
-  else if (bo !== undefined && ('registry' in bo || 'fallback' in bo)) problem('breakerOptions', bo, 'no registry (use the registry option) and no fallback (a failed publish is queued instead)')
+  if (bo !== undefined && (bo === null || typeof bo !== 'object' || Array.isArray(bo)))
+    problem('breakerOptions', bo, 'an object of CircuitBreaker options')
+  else if (bo !== undefined && ('registry' in bo || 'fallback' in bo))
+    problem('breakerOptions', bo, 'no registry (use the registry option) and no fallback (a failed publish is queued instead)')
   const registry = options.registry
-  if (registry !== undefined && registry !== null && typeof registry?.getOrCreate !== 'function') problem('registry', registry, 'a CircuitBreakerRegistry, or null')
+  if (registry !== undefined && registry !== null && typeof registry?.getOrCreate !== 'function')
+    problem('registry', registry, 'a CircuitBreakerRegistry, or null')
   const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2_147_483_647) problem('requestTimeoutMs', timeoutMs, 'a number of milliseconds greater than 0')
-  if (problems.length > 0) throw new errors.BreakwaterError(errors.CODES.INVALID_CONFIG, `Invalid MetaCircuitBreaker options: ${problems.join('; ')}`)
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2_147_483_647)
+    problem('requestTimeoutMs', timeoutMs, 'a number of milliseconds greater than 0')
+  if (problems.length > 0)
+    throw new errors.BreakwaterError(errors.CODES.INVALID_CONFIG, `Invalid MetaCircuitBreaker options: ${problems.join('; ')}`)
   return {
     token,
     apiVersion,
@@ -119,19 +135,25 @@ function readOptions(options) {
 }
 
 function checkPublishRequest(request) {
-  if (request === null || typeof request !== 'object' || Array.isArray(request)) throw errors.invalidArgument('request', request, 'an object')
+  if (request === null || typeof request !== 'object' || Array.isArray(request))
+    throw errors.invalidArgument('request', request, 'an object')
   const problems = []
-  for (const k of Object.keys(request)) if (!REQUEST_KEYS.includes(k)) problems.push(`${k} is not a field (the fields are ${REQUEST_KEYS.join(', ')})`)
-  if (typeof request.adAccountId !== 'string' || !/^act_\d+$/.test(request.adAccountId)) problems.push(`adAccountId = ${errors.describe(request.adAccountId)} (expected "act_<digits>")`)
-  if (typeof request.campaignId !== 'string' || request.campaignId.length === 0) problems.push(`campaignId = ${errors.describe(request.campaignId)} (expected a campaign id string)`)
+  for (const k of Object.keys(request))
+    if (!REQUEST_KEYS.includes(k)) problems.push(`${k} is not a field (the fields are ${REQUEST_KEYS.join(', ')})`)
+  if (typeof request.adAccountId !== 'string' || !/^act_\d+$/.test(request.adAccountId))
+    problems.push(`adAccountId = ${errors.describe(request.adAccountId)} (expected "act_<digits>")`)
+  if (typeof request.campaignId !== 'string' || request.campaignId.length === 0)
+    problems.push(`campaignId = ${errors.describe(request.campaignId)} (expected a campaign id string)`)
   for (const f of ['adCreative', 'targeting', 'budget']) {
     const v = request[f]
     if (v === null || typeof v !== 'object' || Array.isArray(v)) problems.push(`${f} = ${errors.describe(v)} (expected an object)`)
   }
   for (const f of ['idempotencyKey', 'name', 'adSetName', 'status']) {
-    if (request[f] !== undefined && (typeof request[f] !== 'string' || request[f].length === 0)) problems.push(`${f} = ${errors.describe(request[f])} (expected a non-empty string)`)
+    if (request[f] !== undefined && (typeof request[f] !== 'string' || request[f].length === 0))
+      problems.push(`${f} = ${errors.describe(request[f])} (expected a non-empty string)`)
   }
-  if (problems.length > 0) throw new errors.BreakwaterError(errors.CODES.INVALID_ARGUMENT, `Invalid publishAd request: ${problems.join('; ')}`)
+  if (problems.length > 0)
+    throw new errors.BreakwaterError(errors.CODES.INVALID_ARGUMENT, `Invalid publishAd request: ${problems.join('; ')}`)
   // A JSON copy: it is journaled, and the caller's objects are not kept.
   const { idempotencyKey, ...fields } = request
   const payload = JSON.parse(JSON.stringify(fields))
@@ -174,7 +196,13 @@ class MetaCircuitBreaker extends EventEmitter {
     this._onDeadLetter = (d) => {
       if (d.operation !== OPERATION) return
       this._steps.release(d.idempotencyKey)
-      this.emit('deadLetter', { requestId: d.id, idempotencyKey: d.idempotencyKey, reason: d.reason, lastError: d.lastError, created: this._created(d.idempotencyKey) })
+      this.emit('deadLetter', {
+        requestId: d.id,
+        idempotencyKey: d.idempotencyKey,
+        reason: d.reason,
+        lastError: d.lastError,
+        created: this._created(d.idempotencyKey),
+      })
     }
     this._queue.on('deadLetter', this._onDeadLetter)
     // Publishes that a crash interrupted before they reached the queue are resumed through it.
@@ -299,14 +327,23 @@ class MetaCircuitBreaker extends EventEmitter {
         steps.start(key, step)
         let res
         try {
-          res = await this._graph('POST', `${payload.adAccountId}/${EDGES[step]}`, { body: this._body(step, payload, steps.ids(key), tag), signal })
+          res = await this._graph('POST', `${payload.adAccountId}/${EDGES[step]}`, {
+            body: this._body(step, payload, steps.ids(key), tag),
+            signal,
+          })
         } catch (err) {
           // An error answer below 500 means nothing was created; anything else may have been.
           if (err instanceof MetaGraphError && err.status < 500) steps.abandon(key, step)
           throw err
         }
         id = res?.id
-        if (typeof id !== 'string' && typeof id !== 'number') throw new MetaGraphError(502, { error: { message: `no id in the answer to creating the ${step}`, is_transient: true } }, undefined, (t) => t)
+        if (typeof id !== 'string' && typeof id !== 'number')
+          throw new MetaGraphError(
+            502,
+            { error: { message: `no id in the answer to creating the ${step}`, is_transient: true } },
+            undefined,
+            (t) => t,
+          )
         id = String(id)
       }
       steps.done(key, step, id)
@@ -318,7 +355,13 @@ class MetaCircuitBreaker extends EventEmitter {
     const status = payload.status ?? 'PAUSED'
     if (step === 'creative') return { ...payload.adCreative, name: tagged(payload.adCreative.name ?? 'Creative', tag) }
     if (step === 'adset') {
-      return { ...payload.budget, name: tagged(payload.adSetName ?? payload.name ?? 'Ad set', tag), campaign_id: payload.campaignId, targeting: payload.targeting, status }
+      return {
+        ...payload.budget,
+        name: tagged(payload.adSetName ?? payload.name ?? 'Ad set', tag),
+        campaign_id: payload.campaignId,
+        targeting: payload.targeting,
+        status,
+      }
     }
     return { name: tagged(payload.name ?? 'Ad', tag), adset_id: ids.adset, creative: { creative_id: ids.creative }, status }
   }
@@ -340,14 +383,23 @@ class MetaCircuitBreaker extends EventEmitter {
     for (const [k, v] of Object.entries(query ?? {})) url.searchParams.set(k, v)
     const ms = timeoutMs ?? this._timeoutMs
     const controller = new AbortController()
-    const timeout = new errors.BreakwaterError(errors.CODES.CALL_TIMEOUT, `Meta Graph API ${method} ${url.pathname} timed out after ${ms} ms`, { name: 'CallTimeoutError', breaker: SERVICE, timeoutMs: ms })
+    const timeout = new errors.BreakwaterError(
+      errors.CODES.CALL_TIMEOUT,
+      `Meta Graph API ${method} ${url.pathname} timed out after ${ms} ms`,
+      { name: 'CallTimeoutError', breaker: SERVICE, timeoutMs: ms },
+    )
     const timer = this._clock.setTimer(() => controller.abort(timeout), ms)
     const headers = { authorization: `Bearer ${this.#token}`, accept: 'application/json' }
     if (body !== undefined) headers['content-type'] = 'application/json'
     let res
     let text
     try {
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: anySignal([controller.signal, signal]) })
+      res = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: anySignal([controller.signal, signal]),
+      })
       text = await res.text()
     } catch (err) {
       if (controller.signal.aborted) throw timeout
@@ -370,9 +422,21 @@ class MetaCircuitBreaker extends EventEmitter {
 
   _react(v, err) {
     if (v.open === 'usage') {
-      openBreakerFor(this._target.breaker, this._clock, v.retryAfterMs ?? this._target.resetTimeoutMs, `meta throttled${err?.graph?.code !== undefined ? ` (code ${err.graph.code})` : ''}`)
+      openBreakerFor(
+        this._target.breaker,
+        this._clock,
+        v.retryAfterMs ?? this._target.resetTimeoutMs,
+        `meta throttled${err?.graph?.code !== undefined ? ` (code ${err.graph.code})` : ''}`,
+      )
     }
-    if (v.authError) this.emit('authError', { provider: 'meta', breaker: SERVICE, code: err?.graph?.code, subcode: err?.graph?.subcode, message: this._redact(err?.message ?? '') })
+    if (v.authError)
+      this.emit('authError', {
+        provider: 'meta',
+        breaker: SERVICE,
+        code: err?.graph?.code,
+        subcode: err?.graph?.subcode,
+        message: this._redact(err?.message ?? ''),
+      })
   }
 
   /** The publishes waiting in the queue (and dead letters' states are `dead`). */

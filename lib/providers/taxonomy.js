@@ -68,9 +68,20 @@ const BODY_TYPES = {
 
 // Network failures as Node's fetch (undici) and the SDKs report them.
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH',
-  'EHOSTUNREACH', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
   'ERR_STREAM_PREMATURE_CLOSE', // node-fetch (openai 4): the body ended early
 ])
 const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
@@ -167,7 +178,10 @@ function networkKind(err) {
 /** The kind an HTTP status (and body) maps to, for one provider. */
 function kindOfStatus(provider, status, err, body) {
   if (status === 429) {
-    if (provider === 'openai' && (err.code === 'insufficient_quota' || err.type === 'insufficient_quota' || err.error?.code === 'insufficient_quota')) {
+    if (
+      provider === 'openai' &&
+      (err.code === 'insufficient_quota' || err.type === 'insufficient_quota' || err.error?.code === 'insufficient_quota')
+    ) {
       return 'quota_exhausted'
     }
     if (provider === 'anthropic' && ANTHROPIC_SPEND_CODES.has(anthropicErrorCode(err))) return 'quota_exhausted'
@@ -232,7 +246,7 @@ function classify(provider, err, options) {
   if (provider === 'gemini' && (err.name === 'ApiError' || status !== undefined)) {
     // Gemini's ApiError keeps no headers: its status is on the error, and the rest in the body.
     const body = geminiBody(err)
-    kind = status !== undefined ? kindOfStatus(provider, status, err, body) : BODY_TYPES[body?.error?.status] ?? 'unknown'
+    kind = status !== undefined ? kindOfStatus(provider, status, err, body) : (BODY_TYPES[body?.error?.status] ?? 'unknown')
     if (kind === 'rate_limited') retryAfterMs = geminiRetryDelay(body)
   } else if (status !== undefined && !callerAborted) {
     kind = kindOfStatus(provider, status, err, undefined)

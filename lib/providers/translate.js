@@ -108,7 +108,9 @@ function toOpenAI(n, model) {
     const content =
       textOnly(m.content) && m.content.length === 1
         ? m.content[0].text
-        : m.content.map((p) => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image_url', image_url: { url: imageUrlOf(p) } }))
+        : m.content.map((p) =>
+            p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image_url', image_url: { url: imageUrlOf(p) } },
+          )
     messages.push({ role: m.role, content })
   }
   return defined({
@@ -221,7 +223,7 @@ function fromGemini(req) {
   const si = config.systemInstruction
   if (typeof si === 'string') system = si
   else if (Array.isArray(si)) system = systemText(geminiParts(si, 'system'), 'system instruction')
-  else if (isObject(si)) system = systemText(geminiParts('parts' in si ? si.parts ?? [] : [si], 'system'), 'system instruction')
+  else if (isObject(si)) system = systemText(geminiParts('parts' in si ? (si.parts ?? []) : [si], 'system'), 'system instruction')
   return defined({
     system: system === '' ? undefined : system,
     messages,

@@ -52,13 +52,19 @@ export async function startFakeUpstream(name: string, chaos: Chaos, format: Wire
     const body = await readBody(req).catch(() => '')
     if (state.chaos.latencyMs > 0) await new Promise((r) => setTimeout(r, state.chaos.latencyMs))
     if (Math.random() < state.chaos.failRate) {
-      if (format === 'anthropic') send(res, 529, { type: 'error', error: { type: 'overloaded_error', message: `${name} is overloaded (chaos)` } })
+      if (format === 'anthropic')
+        send(res, 529, { type: 'error', error: { type: 'overloaded_error', message: `${name} is overloaded (chaos)` } })
       else send(res, 503, { error: { message: `${name} is overloaded (chaos)`, type: 'server_error' } })
       return
     }
     if (format === 'anthropic') {
       if (req.method === 'GET' && req.url?.startsWith('/v1/models')) {
-        send(res, 200, { data: [{ id: 'claude-haiku-4-5', type: 'model', display_name: 'Claude Haiku', created_at: '2025-01-01T00:00:00Z' }], has_more: false, first_id: null, last_id: null })
+        send(res, 200, {
+          data: [{ id: 'claude-haiku-4-5', type: 'model', display_name: 'Claude Haiku', created_at: '2025-01-01T00:00:00Z' }],
+          has_more: false,
+          first_id: null,
+          last_id: null,
+        })
         return
       }
       if (req.method === 'POST' && req.url === '/v1/messages') {
@@ -97,7 +103,9 @@ export async function startFakeUpstream(name: string, chaos: Chaos, format: Wire
         object: 'chat.completion',
         created: Math.floor(Date.now() / 1000),
         model: 'gpt-4o-mini',
-        choices: [{ index: 0, message: { role: 'assistant', content: `[${name}] ${prompt.split('').reverse().join('')}` }, finish_reason: 'stop' }],
+        choices: [
+          { index: 0, message: { role: 'assistant', content: `[${name}] ${prompt.split('').reverse().join('')}` }, finish_reason: 'stop' },
+        ],
         usage: { prompt_tokens: prompt.length, completion_tokens: prompt.length, total_tokens: 2 * prompt.length },
       })
       return

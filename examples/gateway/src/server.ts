@@ -96,7 +96,9 @@ async function main(): Promise<void> {
     console.log(`  metrics:    ${cb}/metrics`)
     console.log(`  prometheus: ${cb}/prometheus`)
     console.log(`  admin token (for the reset routes): ${adminToken}`)
-    console.log(`  drive traffic: for i in $(seq 50); do curl -s -X POST ${base}/api/generate -H 'content-type: application/json' -d '{"prompt":"hello"}'; echo; done`)
+    console.log(
+      `  drive traffic: for i in $(seq 50); do curl -s -X POST ${base}/api/generate -H 'content-type: application/json' -d '{"prompt":"hello"}'; echo; done`,
+    )
     console.log(`  break the upstream: curl -X POST ${base}/chaos -H 'content-type: application/json' -d '{"failRate":1}'`)
     console.log(`  reset a breaker: curl -X POST -H 'Authorization: Bearer ${adminToken}' ${cb}/reset/openai_api`)
   })
