@@ -182,16 +182,10 @@ export declare function breakerMetrics(id: number, now: number, out: Float64Arra
 
 export declare function breakerOpenFor(id: number, ms: number, now: number): number
 
-/** `NaN` unless open. */
-export declare function breakerOpenUntil(id: number): number
-
 export declare function breakerOptions(id: number): ResolvedOptions
 
 /** Reports an outcome (0 success, 1 failure, 2 timeout, 3 ignored); returns the new word. */
 export declare function breakerSettle(id: number, word: number, trial: number, how: number, latencyMs: number, now: number): number
-
-/** The state word (epoch and state); 0 for an unknown id. */
-export declare function breakerWord(id: number): number
 
 export declare function cacheStatsFields(): Array<string>
 

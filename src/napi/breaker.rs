@@ -293,12 +293,6 @@ pub fn breaker_options(id: f64) -> napi::Result<ResolvedOptions> {
     .ok_or_else(|| unknown(id))
 }
 
-/// The state word (epoch and state); 0 for an unknown id.
-#[napi(js_name = "breakerWord")]
-pub fn breaker_word(id: f64) -> u32 {
-    with(id, |b| b.word()).unwrap_or(0)
-}
-
 /// A permit packs as `word + trial × 2^32` (exact in an f64); a rejection is negative:
 /// `-1 - retryAfterMs`, or `-Infinity` when no time can be given (forced open).
 #[napi(js_name = "breakerAcquire", catch_unwind)]
@@ -334,12 +328,6 @@ pub fn breaker_settle(id: f64, word: u32, trial: u32, how: u32, latency_ms: f64,
         b.word()
     })
     .unwrap_or(0)
-}
-
-/// `NaN` unless open.
-#[napi(js_name = "breakerOpenUntil")]
-pub fn breaker_open_until(id: f64) -> f64 {
-    with(id, |b| b.open_until()).flatten().unwrap_or(f64::NAN)
 }
 
 /// The cause of the last transition (`consecutive_failures`, `reset`, ...).
